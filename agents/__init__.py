@@ -1,0 +1,1 @@
+"""Placeholder; public names are listed as modules land."""

@@ -1,0 +1,143 @@
+"""One generation on a shared local model: tokenize, generate under the model's lock, decode, clean up.
+
+Imports torch and transformers at module level, so only the transformers backend imports it, lazily.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from .registry import LoadedModel
+from .repetition import RepeatedTail, find_repeated_tail
+from .thinking import split_thinking
+
+__all__ = ["LocalGeneration", "RepetitionStop", "generate_local"]
+
+FinishReason = str  # "stop" | "length" | "repetition"
+
+
+class RepetitionStop(StoppingCriteria):
+    """Stop as soon as the generated ids end in a loop; remembers what it found so the caller can trim it."""
+
+    def __init__(self, prompt_length: int, *, window: int = 160) -> None:
+        self.prompt_length = prompt_length
+        self.window = window  # enough for 3 copies of the longest period checked (40 tokens) with room to spare
+        self.found: RepeatedTail | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: object = None, **kwargs: object) -> torch.BoolTensor:
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for row in range(input_ids.shape[0]):
+            generated = input_ids[row, self.prompt_length :][-self.window :].tolist()
+            tail = find_repeated_tail(generated)
+            if tail is not None:
+                self.found = tail
+                done[row] = True
+        return done
+
+
+@dataclass(frozen=True)
+class LocalGeneration:
+    """The cleaned result of one local generation."""
+
+    text: str
+    thinking: str | None
+    input_tokens: int
+    output_tokens: int
+    finish_reason: FinishReason
+
+
+def _generation_config(loaded: LoadedModel, *, max_new_tokens: int, temperature: float) -> object:
+    config = copy.deepcopy(loaded.model.generation_config)
+    config.max_new_tokens = max_new_tokens
+    config.max_length = None
+    config.eos_token_id = loaded.eos_token_ids or None
+    if config.pad_token_id is None:
+        config.pad_token_id = loaded.tokenizer.pad_token_id or (loaded.eos_token_ids or [None])[0]
+    if temperature > 0:
+        config.do_sample = True
+        config.temperature = temperature
+    else:
+        # Greedy: clear sampling knobs inherited from the model's defaults so transformers does not warn.
+        config.do_sample = False
+        config.temperature = None
+        config.top_p = None
+        config.top_k = None
+    return config
+
+
+def _cut_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:
+    if not stop:
+        return text, False
+    positions = [text.find(s) for s in stop if s and s in text]
+    if not positions:
+        return text, False
+    return text[: min(positions)], True
+
+
+def generate_local(
+    loaded: LoadedModel,
+    prompt: str,
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    stop: list[str] | None = None,
+) -> LocalGeneration:
+    """Generate a reply to an already-rendered prompt; safe to call from several threads at once."""
+    tokenizer = loaded.tokenizer
+    # The rendered template already holds BOS where the model wants it.
+    encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    input_ids = encoded["input_ids"].to(loaded.device)
+    attention_mask = encoded["attention_mask"].to(loaded.device)
+    prompt_length = int(input_ids.shape[1])
+    repetition = RepetitionStop(prompt_length)
+    config = _generation_config(loaded, max_new_tokens=max_new_tokens, temperature=temperature)
+    extra: dict[str, object] = {}
+    if stop:
+        extra = {"stop_strings": list(stop), "tokenizer": tokenizer}
+
+    with loaded.lock:
+        if temperature > 0 and seed is not None:
+            # Inside the lock: the RNG is process-global, so seeding outside would race with other callers.
+            torch.manual_seed(seed)
+        with torch.inference_mode():
+            output = loaded.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                generation_config=config,
+                stopping_criteria=StoppingCriteriaList([repetition]),
+                **extra,
+            )
+    new_ids = output[0, prompt_length:].tolist()
+    output_tokens = len(new_ids)
+
+    if repetition.found is not None:
+        new_ids = new_ids[: len(new_ids) - repetition.found.surplus]
+        finish: FinishReason = "repetition"
+    elif new_ids and new_ids[-1] in loaded.eos_token_ids:
+        finish = "stop"
+    elif output_tokens >= max_new_tokens:
+        finish = "length"
+    else:
+        finish = "stop"  # a stop string ended it
+
+    # Keep special tokens while decoding so <unused94>/<unused95> survive until the thinking is split off.
+    raw = tokenizer.decode(new_ids, skip_special_tokens=False)
+    raw, hit_stop = _cut_at_stop(raw, stop)
+    if hit_stop and finish == "length":
+        finish = "stop"
+    answer, thinking = split_thinking(raw)
+    if loaded.special_pattern is not None:
+        answer = loaded.special_pattern.sub("", answer).strip()
+        thinking = loaded.special_pattern.sub("", thinking).strip() if thinking else thinking
+    return LocalGeneration(
+        text=answer,
+        thinking=thinking or None,
+        input_tokens=prompt_length,
+        output_tokens=output_tokens,
+        finish_reason=finish,
+    )

@@ -1,0 +1,105 @@
+"""Chat model over local transformers weights (the ``embedded`` and ``hf:`` specs).
+
+Weights load lazily on the first call (or `warm_up`) and are shared through `registry`; torch and
+transformers are imported only then, so building the chat model is cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
+from pydantic import Field
+
+from .chat_format import add_schema_instruction, format_prompt, to_role_messages
+from .embedded import ensure_embedded_checkpoint
+from .registry import LoadedModel, get_or_load
+from .results import make_result
+from .spec import ModelSpec
+
+__all__ = ["TransformersChatModel"]
+
+
+class TransformersChatModel(BaseChatModel):
+    """A local transformers model behind the LangChain chat interface.
+
+    Per-call kwargs: ``max_new_tokens`` (int) overrides the instance cap; ``json_schema`` (dict) adds a
+    "reply with JSON following this schema" instruction to the last user turn (no constrained decoding).
+    """
+
+    spec: ModelSpec
+    temperature: float = Field(default=0.0, ge=0.0)
+    max_new_tokens: int = Field(default=512, ge=1)
+    seed: int | None = None
+    cache_dir: Path | None = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "clinicflow-transformers"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.spec.raw, "temperature": self.temperature, "max_new_tokens": self.max_new_tokens}
+
+    def model_path(self) -> str:
+        """The checkpoint folder or hub id this chat model loads (converts the embedded model if needed)."""
+        if self.spec.kind == "embedded":
+            return str(ensure_embedded_checkpoint(self.cache_dir))
+        return self.spec.model
+
+    def warm_up(self) -> LoadedModel:
+        """Load (or fetch from the shared registry) the weights now instead of on the first call."""
+        return get_or_load(
+            self.model_path(),
+            device=self.spec.device,
+            dtype=self.spec.dtype,
+            quant=self.spec.quant,
+            spec_raw=self.spec.raw,
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        from .local_generate import generate_local  # torch lives behind this import
+
+        started = time.perf_counter()
+        loaded = self.warm_up()
+        role_messages = to_role_messages(messages)
+        schema = kwargs.get("json_schema")
+        if schema is not None:
+            role_messages = add_schema_instruction(role_messages, schema)
+        prompt = format_prompt(loaded.tokenizer, role_messages, loaded.quirks)
+        max_new = int(kwargs.get("max_new_tokens") or self.max_new_tokens)
+        result = generate_local(
+            loaded, prompt, max_new_tokens=max_new, temperature=self.temperature, seed=self.seed, stop=stop
+        )
+        return make_result(
+            text=result.text,
+            thinking=result.thinking,
+            spec=self.spec.raw,
+            wall_seconds=time.perf_counter() - started,
+            finish_reason=result.finish_reason,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            extra={"structured_output": "prompt" if schema is not None else None},
+        )
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # generate() holds the model lock for seconds; a worker thread keeps the event loop serving others.
+        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)

@@ -1,0 +1,163 @@
+"""The doctor's structured decision for one turn, and its JSON Schema for constrained decoding.
+
+Normalisation lives in the validators rather than in the parser so that every way a decision is built (parsed from a
+reply, synthesised as a fallback, rebuilt from graph state) ends up with the same shape: probabilities in [0, 1],
+the differential sorted most likely first, empty entries dropped, at most ``MAX_DIFFERENTIAL`` items.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Action = Literal["ask", "test", "diagnose"]
+
+# Five is what a clinician would write down; longer lists from small models are mostly noise and cost tokens.
+MAX_DIFFERENTIAL = 5
+
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+
+
+def normalise_probability(value: Any) -> float:
+    """Read 0.7, 70, "70%", "0.7" or "70 %" as a probability in [0, 1]; anything unreadable is 0.0.
+
+    Models mix fractions and percentages; a value above 1 can only sensibly be a percentage.
+    """
+    if isinstance(value, bool):  # bool is an int subclass; True is not "100%"
+        return 0.0
+    percent = False
+    if isinstance(value, str):
+        percent = "%" in value
+        match = _NUMBER.search(value)
+        if match is None:
+            return 0.0
+        value = float(match.group())
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return 0.0
+    number = float(value)
+    if percent or number > 1.0:
+        number /= 100.0
+    return min(max(number, 0.0), 1.0)
+
+
+class DifferentialEntry(BaseModel):
+    """One candidate diagnosis with the doctor's probability for it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    diagnosis: str = Field(min_length=1, description="A candidate diagnosis, as a specific disease name.")
+    probability: float = Field(
+        ge=0.0, le=1.0, description="How likely this diagnosis is, between 0 and 1 (0.7 means 70%)."
+    )
+
+    @field_validator("diagnosis", mode="before")
+    @classmethod
+    def _strip_diagnosis(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("probability", mode="before")
+    @classmethod
+    def _normalise_probability(cls, value: Any) -> float:
+        return normalise_probability(value)
+
+
+def _coerce_entry(item: Any) -> DifferentialEntry | None:
+    """One differential item in any shape a model writes, or None when it names no diagnosis."""
+    if isinstance(item, DifferentialEntry):
+        return item
+    if isinstance(item, str):
+        # A bare name carries no probability; 0.0 keeps it listed without inventing confidence.
+        item = {"diagnosis": item, "probability": 0.0}
+    if not isinstance(item, Mapping):
+        return None
+    diagnosis = item.get("diagnosis")
+    if not isinstance(diagnosis, str) or not diagnosis.strip():
+        return None
+    return DifferentialEntry(diagnosis=diagnosis, probability=item.get("probability", 0.0))
+
+
+def normalise_differential(value: Any) -> list[DifferentialEntry]:
+    """Coerce, drop empties and duplicates, sort most likely first (stable), cap at ``MAX_DIFFERENTIAL``."""
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        # {"Pneumonia": 0.6, "Bronchitis": "30%"}: a mapping from diagnosis to probability.
+        value = [{"diagnosis": k, "probability": v} for k, v in value.items()]
+    elif isinstance(value, (str, DifferentialEntry)):
+        value = [value]
+    entries: list[DifferentialEntry] = []
+    seen: set[str] = set()
+    for item in value:
+        entry = _coerce_entry(item)
+        if entry is None or entry.diagnosis.casefold() in seen:
+            continue
+        seen.add(entry.diagnosis.casefold())
+        entries.append(entry)
+    entries.sort(key=lambda e: e.probability, reverse=True)
+    return entries[:MAX_DIFFERENTIAL]
+
+
+class DoctorDecision(BaseModel):
+    """What the doctor does this turn: ask the patient, order a test, or commit to a diagnosis."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: Action = Field(
+        description='"ask" to question the patient, "test" to order one test or examination, '
+        '"diagnose" to commit to the final diagnosis.'
+    )
+    text: str = Field(
+        min_length=1,
+        description="The question to the patient, the test to order, or the diagnosis (a specific disease name).",
+    )
+    differential: list[DifferentialEntry] = Field(
+        default_factory=list,
+        max_length=MAX_DIFFERENTIAL,
+        description="The current differential diagnosis, most likely first, at most five items.",
+    )
+    rationale: str = Field(default="", description="One short sentence explaining the choice.")
+
+    @field_validator("text", "rationale", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("differential", mode="before")
+    @classmethod
+    def _normalise_differential(cls, value: Any) -> list[DifferentialEntry]:
+        return normalise_differential(value)
+
+
+def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline_refs(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
+def decision_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a ``DoctorDecision`` for constrained decoding, self-contained (no ``$ref``).
+
+    Every property is required and no others are allowed: grammar-constrained engines then emit the keys in this
+    order (action and text first, so a reply cut off by the token limit still carries the decision) and cannot
+    wander into extra keys. ``$ref`` is inlined because not every engine resolves references.
+    """
+    schema = DoctorDecision.model_json_schema()
+    defs = schema.pop("$defs", {})
+    schema = _inline_refs(schema, defs)
+    schema["required"] = list(schema["properties"])
+    schema["additionalProperties"] = False
+    item = schema["properties"]["differential"]["items"]
+    item["required"] = list(item["properties"])
+    item["additionalProperties"] = False
+    schema["properties"]["differential"].pop("default", None)
+    schema["properties"]["rationale"].pop("default", None)
+    return schema

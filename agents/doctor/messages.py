@@ -1,0 +1,60 @@
+"""The message list the doctor's model sees, built append-only from the dialogue.
+
+Upstream AgentClinic flattens the whole conversation into one growing user string every turn: quadratic prompt
+tokens and no prefix-cache reuse. Here each past turn is an assistant message (the doctor's reply exactly as it was
+produced) followed by a human message (the answer, labelled, plus the next turn's note). Every message depends only
+on its own turn index, so the list for turn k is a prefix of the list for turn k+1; only the last human message
+may carry the final-turn instruction, and only on the final turn, when there is no next turn to break.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from agents.doctor.prompts import final_turn_instruction, repair_prompt, system_prompt, turn_note
+
+AnsweredBy = Literal["patient", "measurement", "clinician"]
+
+_ANSWER_LABELS = {"patient": "Patient", "measurement": "Test results", "clinician": "Clinician"}
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One past turn: the doctor's reply (as produced, thinking removed) and the answer it got."""
+
+    reply: str
+    answer: str
+    answered_by: AnsweredBy | str = "patient"
+
+
+def answer_label(answered_by: str) -> str:
+    return _ANSWER_LABELS.get(answered_by, answered_by.strip().capitalize() or "Answer")
+
+
+def build_messages(objective: str, exchanges: Sequence[Exchange], turn: int, max_turns: int) -> list[BaseMessage]:
+    """[system, objective + note(1), (reply, answer + note(i+1))...]; the final-turn instruction only at the end.
+
+    History notes are numbered by position (exchange i opens turn i + 2) so they never change; the last note uses
+    ``turn``, which a consistent caller passes as ``len(exchanges) + 1``.
+    """
+    notes = [turn_note(i + 1, max_turns) for i in range(len(exchanges))] + [turn_note(turn, max_turns)]
+    messages: list[BaseMessage] = [SystemMessage(system_prompt(max_turns))]
+    human = [f"{objective.strip()}\n\n{notes[0]}"]
+    human += [f"{answer_label(ex.answered_by)}: {ex.answer.strip()}\n\n{note}" for ex, note in zip(exchanges, notes[1:])]
+    for i, text in enumerate(human):
+        if i > 0:
+            messages.append(AIMessage(exchanges[i - 1].reply))
+        messages.append(HumanMessage(text))
+    if turn >= max_turns:
+        messages[-1] = HumanMessage(f"{human[-1]}\n\n{final_turn_instruction()}")
+    return messages
+
+
+def repair_messages(messages: Sequence[BaseMessage], bad_reply: str, reason: str) -> list[BaseMessage]:
+    """The turn's messages plus the unusable reply and a request for the bare JSON; never stored in the dialogue."""
+    # An empty assistant message trips some chat templates; a visible placeholder keeps the turn structure.
+    return [*messages, AIMessage(bad_reply.strip() or "(empty reply)"), HumanMessage(repair_prompt(reason))]

@@ -1,0 +1,43 @@
+"""The doctor's prompt texts, kept as files in ``prompts/`` beside this module and rendered here.
+
+Placeholders are ``{name}`` and are replaced by name only, so the JSON examples in the texts need no brace
+escaping. Rendering is a pure function of its arguments: the same turn always gives byte-identical text, which is
+what keeps the dialogue's prompt prefix stable for serving engines' caches.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+SAFE_QUESTION = "Could you tell me more about your symptoms and how they started?"
+
+
+@cache
+def load_prompt(name: str) -> str:
+    """The text of ``prompts/<name>.txt`` (read once), without a trailing newline."""
+    return files("agents.doctor").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8").rstrip("\n")
+
+
+def render(template: str, **values: object) -> str:
+    """Replace each ``{name}`` given in ``values``; other braces are left alone."""
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", str(value))
+    return template
+
+
+def system_prompt(max_turns: int) -> str:
+    return render(load_prompt("system"), max_turns=max_turns)
+
+
+def turn_note(turn: int, max_turns: int) -> str:
+    """The note closing the human message that opens ``turn``; a function of the turn index only."""
+    return render(load_prompt("turn"), turn=turn, max_turns=max_turns)
+
+
+def final_turn_instruction() -> str:
+    return load_prompt("final_turn")
+
+
+def repair_prompt(reason: str) -> str:
+    return render(load_prompt("repair"), reason=reason)

@@ -1,0 +1,3 @@
+from clinicflow.cli import main
+
+main()

@@ -1,0 +1,249 @@
+"""The ``clinicflow`` command line: a thin typer + rich layer over the Python API."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.prompt import Prompt
+from rich.table import Table
+
+from clinicflow.settings import ROLES, Settings
+
+app = typer.Typer(
+    help="Agentic clinical workflows: simulated consultations on MedGemma (or the embedded model).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+SPEC_FORMS = """Model specs (one per role):
+  embedded                              SmolLM2-135M-Instruct shipped through PyPI (CPU, the default)
+  hf:<hub id or path>[?options]         local transformers, e.g. hf:google/medgemma-27b-text-it?device=cuda&dtype=bfloat16
+                                        options: device=cuda|cpu|mps|auto, dtype=bfloat16|float32, quant=4bit
+  openai:<model>@<base url>             an OpenAI-compatible server (vLLM, TGI, Ollama, transformers serve, Vertex),
+                                        e.g. openai:google/medgemma-27b-text-it@http://gpu-box:8000/v1"""
+
+RoleOpt = Annotated[Optional[str], typer.Option(show_default=False)]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def _print_entry(entry: dict[str, Any]) -> None:
+    styles = {"doctor": "bold cyan", "patient": "bold green", "measurement": "bold magenta", "clinician": "bold yellow"}
+    role = entry["role"]
+    label = role.capitalize()
+    if role == "doctor":
+        label += f" · turn {entry['turn']} · {entry.get('action')}"
+    cost = f"{entry.get('output_tokens', 0)} tok, {entry.get('seconds', 0.0):.1f}s"
+    flag = " [red](unusable reply, degraded)[/]" if entry.get("degraded") else ""
+    console.print(f"[{styles.get(role, 'bold')}]{escape(label)}[/] [dim]({cost})[/]{flag}")
+    console.print(f"  {escape(entry['text'])}")
+
+
+async def _ask_person(request: dict[str, Any]) -> str:
+    console.print(f"[bold yellow]The doctor {'asks' if request['action'] == 'ask' else 'orders'}:[/] "
+                  f"{escape(request['text'])}")
+    if not sys.stdin.isatty() and sys.stdin.closed:
+        raise EOFError
+    return await asyncio.to_thread(Prompt.ask, f"[yellow]{request['prompt']}[/]", console=console)
+
+
+def _summary(transcript: dict[str, Any], out: Path) -> None:
+    outcome, verdict = transcript["outcome"], transcript.get("verdict")
+    if verdict is None:
+        verdict_text = "[dim]not judged[/]"
+    else:
+        verdict_text = {True: "[bold green]correct[/]", False: "[bold red]incorrect[/]",
+                        None: "[yellow]unjudged[/] (the judge's answer could not be read)"}[verdict["correct"]]
+    totals = transcript["totals"]
+    body = (
+        f"[bold]Final diagnosis:[/] {escape(str(outcome['final_diagnosis']))}"
+        f" [dim](ended by {outcome['ended_by']})[/]\n"
+        f"[bold]Correct diagnosis:[/] {escape(str(transcript['case']['correct_diagnosis'] or 'unknown'))}\n"
+        f"[bold]Verdict:[/] {verdict_text}\n"
+        f"[dim]{totals['turns']} turns, {totals['questions']} questions, {totals['tests']} tests; "
+        f"{totals['input_tokens']}+{totals['output_tokens']} tokens; {transcript['wall_seconds']:.1f}s wall; "
+        f"environment {transcript['environment']}[/]\n"
+        f"[dim]transcript: {out / 'transcript.json'} and transcript.md[/]"
+    )
+    console.print(Panel(body, title=f"Consultation {transcript['thread_id']}", expand=False))
+
+
+@app.command()
+def consult(
+    case: Annotated[Optional[str], typer.Option(help="A built-in case, e.g. demo:chest-pain (see `clinicflow cases`).")] = None,
+    dataset: Annotated[Optional[Path], typer.Option(help="An AgentClinic JSONL file (MedQA or NEJM style).")] = None,
+    index: Annotated[int, typer.Option(help="0-based case index within --dataset.")] = 0,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed lines in --dataset instead of stopping.")] = False,
+    reasoning: RoleOpt = None,
+    patient: RoleOpt = None,
+    measurement: RoleOpt = None,
+    judge: RoleOpt = None,
+    max_turns: Annotated[Optional[int], typer.Option(min=1, help="Doctor turns; the last one forces a diagnosis. [default: 20]")] = None,
+    measurement_mode: Annotated[Optional[str], typer.Option(help="strict (unlisted tests: not available) or agentclinic (NORMAL READINGS). [default: strict]")] = None,
+    interactive: Annotated[bool, typer.Option("--interactive", help="You answer as the patient and the laboratory.")] = False,
+    resume: Annotated[Optional[str], typer.Option(help="Continue an interrupted consultation by its thread id.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write transcript.json and transcript.md. [default: runs/THREAD]")] = None,
+    checkpoint_db: Annotated[Optional[Path], typer.Option(help="SQLite checkpoint file, or :memory:. [default: in the user data dir]")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="0 is greedy. [default: 0]")] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+) -> None:
+    """Run one consultation: a model doctor interviews a simulated (or real) patient and commits to a diagnosis."""
+    from clinicflow import wiring
+    from graphs.checkpointers import open_checkpointer
+    from simulations.session import METADATA_KEY, ConsultationPaused, run_consultation
+    from simulations.transcript import write_transcript
+
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {"max_turns": max_turns, "measurement_mode": measurement_mode,
+                     "temperature": temperature, "seed": seed}.items()
+        if v is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except Exception as exc:  # pydantic's ValidationError names the field and the accepted values
+        _fail(str(exc), 2)
+    db: Path | str = checkpoint_db if checkpoint_db is not None else settings.checkpoint_db
+    role_overrides = {"reasoning": reasoning, "patient": patient, "measurement": measurement, "judge": judge}
+
+    async def main() -> None:
+        async with open_checkpointer(db) as saver:
+            thread_id = resume
+            saved: dict[str, Any] = {}
+            if resume:
+                async for tup in saver.alist({"configurable": {"thread_id": resume}}):
+                    saved = tup.metadata.get(METADATA_KEY) or saved
+                if not saved:
+                    _fail(f"no consultation {resume!r} in {db}")
+                case_ref = saved["case_ref"]
+                for role, spec in saved.get("specs", {}).items():
+                    role_overrides[role] = role_overrides.get(role) or spec
+                settings.max_turns = saved.get("max_turns", settings.max_turns)
+                settings.measurement_mode = saved.get("measurement_mode", settings.measurement_mode)
+                is_interactive = bool(saved.get("interactive"))
+            else:
+                case_ref = wiring.case_ref_for(case, dataset, index)
+                is_interactive = interactive
+            the_case = wiring.resolve_case(case_ref, skip_bad=skip_bad)
+            specs = wiring.role_specs(settings, role_overrides)
+            if is_interactive:
+                # Nobody simulated: the person plays patient and laboratory; the judge still scores a known case.
+                specs = {role: spec for role, spec in specs.items() if role not in ("patient", "measurement")}
+            with console.status("Preparing models (the first run converts the embedded model once)..."):
+                models = wiring.build_role_models(settings, specs)
+            setup = wiring.consultation_setup(settings, the_case, case_ref, specs, models, interactive=is_interactive)
+            thread_id = thread_id or wiring.new_thread_id(the_case)
+            console.print(Panel(
+                f"[bold]Case:[/] {escape(the_case.id)}\n[bold]Objective:[/] {escape(the_case.objective)}\n"
+                + "\n".join(f"[dim]{r}: {escape(s)}[/]" for r, s in specs.items())
+                + f"\n[dim]thread {thread_id}; {settings.max_turns} turns; "
+                  f"{'interactive' if is_interactive else 'measurement ' + settings.measurement_mode}[/]",
+                title="clinicflow consult", expand=False,
+            ))
+            try:
+                transcript = await run_consultation(
+                    setup, checkpointer=saver, thread_id=thread_id, resume=bool(resume),
+                    on_entry=_print_entry, ask_person=_ask_person if is_interactive else None,
+                )
+            except (ConsultationPaused, EOFError, KeyboardInterrupt, asyncio.CancelledError):
+                err.print(f"[yellow]Paused. Continue with:[/] clinicflow consult --resume {thread_id}"
+                          + (f" --checkpoint-db {db}" if checkpoint_db else ""))
+                raise typer.Exit(3)
+            out_dir = out or Path("runs") / thread_id
+            write_transcript(out_dir, transcript)
+            _summary(transcript, out_dir)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        err.print("[yellow]Interrupted; every finished step is checkpointed. Rerun with --resume THREAD.[/]")
+        raise typer.Exit(130)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        from clinicflow.errors import user_facing
+
+        message = user_facing(exc)
+        if message is None:
+            raise
+        _fail(message)
+
+
+@app.command()
+def models(
+    reasoning: RoleOpt = None,
+    patient: RoleOpt = None,
+    measurement: RoleOpt = None,
+    judge: RoleOpt = None,
+) -> None:
+    """List the roles, the spec each uses and what it resolves to."""
+    from agents.backends import describe_spec
+    from clinicflow import wiring
+
+    settings = Settings()
+    specs = wiring.role_specs(settings, {"reasoning": reasoning, "patient": patient,
+                                         "measurement": measurement, "judge": judge})
+    table = Table(title="Model roles")
+    for column in ("role", "spec", "resolves to"):
+        table.add_column(column)
+    for role in ROLES:
+        try:
+            info = describe_spec(specs[role], cache_dir=settings.model_cache_dir)
+            detail = "\n".join(f"{k}: {v}" for k, v in info.items())
+        except Exception as exc:
+            detail = f"[red]{escape(str(exc))}[/]"
+        table.add_row(role, escape(specs[role]), detail)
+    console.print(table)
+    console.print(SPEC_FORMS, markup=False, highlight=False)
+    console.print("Set per role with --reasoning/--patient/--measurement/--judge or CLINICFLOW_MODELS__<ROLE>.",
+                  markup=False, highlight=False)
+
+
+@app.command()
+def graph() -> None:
+    """Print the consultation graph as a Mermaid diagram."""
+    from graphs.consultation import consultation_mermaid
+
+    console.print(consultation_mermaid(), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def cases(
+    dataset: Annotated[Optional[Path], typer.Argument(help="A JSONL file; without it, the built-in demo cases.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad")] = False,
+) -> None:
+    """List the built-in demo cases, or the cases in a dataset file."""
+    from simulations.cases import demo_cases, load_cases
+
+    if dataset is None:
+        listed = demo_cases()
+    else:
+        try:
+            loaded = load_cases(dataset, skip_bad=skip_bad)
+        except Exception as exc:
+            _fail(str(exc))
+        listed = loaded.cases
+        for problem in loaded.problems:
+            err.print(f"[yellow]skipped:[/] {escape(str(problem))}")
+    table = Table(title=f"{len(listed)} cases")
+    for column in ("id", "objective", "diagnosis"):
+        table.add_column(column, overflow="fold")
+    for c in listed:
+        table.add_row(c.id, escape(c.objective[:90]), escape(c.correct_diagnosis or ""))
+    console.print(table)
+
+
+def main() -> None:
+    app()

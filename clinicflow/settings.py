@@ -1,0 +1,83 @@
+"""Settings: the one place clinicflow reads the environment (``CLINICFLOW_*`` variables) and its config file.
+
+Precedence, highest first: command-line options, ``CLINICFLOW_*`` environment variables, the TOML file named by
+``CLINICFLOW_CONFIG`` (default ``<user config dir>/clinicflow/config.toml`` when it exists), built-in defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ROLES: tuple[str, ...] = ("reasoning", "patient", "measurement", "judge")
+
+
+class RoleModels(BaseModel):
+    """A model spec per role; see ``clinicflow models`` for the accepted forms."""
+
+    reasoning: str = Field("embedded", description="The doctor (MedGemma 27B text in production).")
+    patient: str = Field("embedded", description="The simulated patient.")
+    measurement: str = Field("embedded", description="The simulated laboratory and examiner.")
+    judge: str = Field("embedded", description="The moderator who compares diagnoses.")
+
+    def for_role(self, role: str) -> str:
+        return getattr(self, role)
+
+
+def _default_config_file() -> Path:
+    return Path(platformdirs.user_config_dir("clinicflow")) / "config.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CLINICFLOW_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    models: RoleModels = Field(default_factory=RoleModels)
+    max_turns: int = Field(20, ge=1, le=200, description="Doctor turns; the last one forces a diagnosis.")
+    measurement_mode: Literal["strict", "agentclinic"] = "strict"
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    seed: int | None = None
+    max_new_tokens: int = Field(384, ge=16, description="Cap on the doctor's reply length.")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout for OpenAI-compatible servers.")
+    max_retries: int = Field(3, ge=0)
+    # Sent as a bearer token to OpenAI-compatible servers; never written to logs or transcripts.
+    openai_api_key: SecretStr | None = None
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("clinicflow")))
+    cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir("clinicflow")))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get("CLINICFLOW_CONFIG", _default_config_file()))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def checkpoint_db(self) -> Path:
+        """The SQLite file that holds consultation checkpoints."""
+        return self.data_dir / "checkpoints.sqlite"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.cache_dir / "models"

@@ -1,0 +1,161 @@
+"""The consultation graph: intake -> doctor decides -> environment answers -> ... -> finalize.
+
+```
+intake -> doctor --ask/test--> environment -> doctor ... --diagnose--> finalize -> END
+```
+The doctor node asks one structured decision per turn; the last turn of the budget always ends in a diagnosis, so
+a consultation cannot run out of turns without one. The recursion limit is derived from the turn budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Checkpointer
+
+from agents.doctor import DifferentialEntry, Doctor, Exchange
+from graphs.environment import Environment
+from graphs.state import (
+    ConsultationInput,
+    ConsultationOutput,
+    ConsultationState,
+    DialogueEntry,
+    DifferentialItem,
+)
+
+# Steps per turn: the doctor node and the environment node; plus intake, finalize and a margin.
+_STEPS_PER_TURN = 2
+_FIXED_STEPS = 4
+
+
+def recursion_limit_for(max_turns: int) -> int:
+    """The LangGraph recursion limit that lets ``max_turns`` turns finish (the default 25 is too low for 20)."""
+    return _STEPS_PER_TURN * max_turns + _FIXED_STEPS
+
+
+def exchanges_from(dialogue: Sequence[DialogueEntry]) -> list[Exchange]:
+    """Pair each doctor reply with the answer that followed it, the doctor's view of the past turns."""
+    exchanges: list[Exchange] = []
+    pending_reply: str | None = None
+    for entry in dialogue:
+        if entry["role"] == "doctor":
+            pending_reply = entry.get("reply") or entry["text"]
+        elif pending_reply is not None:
+            exchanges.append(Exchange(reply=pending_reply, answer=entry["text"], answered_by=entry["role"]))
+            pending_reply = None
+    return exchanges
+
+
+def route_after_doctor(state: ConsultationState) -> Literal["environment", "finalize"]:
+    """Where the doctor's decision goes next; a state with neither a diagnosis nor an action is a bug."""
+    if state.get("final_diagnosis") is not None:
+        return "finalize"
+    pending = state.get("pending")
+    if pending is not None and pending["action"] in ("ask", "test"):
+        return "environment"
+    raise RuntimeError(f"doctor node left no action and no diagnosis at turn {state.get('turn')}")
+
+
+def build_consultation_graph(
+    doctor: Doctor,
+    environment: Environment,
+    *,
+    checkpointer: Checkpointer = None,
+) -> Any:
+    """Compile the consultation graph over a doctor and an environment (nothing is built at import time)."""
+
+    async def intake(state: ConsultationState) -> dict[str, Any]:
+        return {"turn": 0, "pending": None, "final_diagnosis": None, "ended_by": None}
+
+    async def decide(state: ConsultationState) -> dict[str, Any]:
+        turn = state["turn"] + 1
+        differentials = state.get("differentials") or []
+        prior = (
+            [DifferentialEntry(**item) for item in differentials[-1]["items"]] if differentials else None
+        )
+        outcome = await doctor.decide(
+            state["objective"],
+            exchanges_from(state.get("dialogue") or []),
+            turn,
+            state["max_turns"],
+            prior_differential=prior,
+        )
+        decision = outcome.decision
+        entry: DialogueEntry = {
+            "turn": turn,
+            "role": "doctor",
+            "text": decision.text,
+            "action": decision.action,
+            "reply": outcome.reply,
+            "thinking": outcome.thinking,
+            "model": outcome.model,
+            "input_tokens": outcome.input_tokens,
+            "output_tokens": outcome.output_tokens,
+            "seconds": outcome.seconds,
+            "calls": outcome.calls,
+            "degraded": outcome.degraded,
+        }
+        items: list[DifferentialItem] = [
+            {"diagnosis": d.diagnosis, "probability": d.probability} for d in decision.differential
+        ]
+        update: dict[str, Any] = {"turn": turn, "dialogue": [entry]}
+        if items:
+            update["differentials"] = [{"turn": turn, "items": items}]
+        if decision.action == "diagnose":
+            update["pending"] = None
+            update["final_diagnosis"] = decision.text
+            update["ended_by"] = "turn_budget" if outcome.forced else "doctor"
+        else:
+            update["pending"] = {"action": decision.action, "text": decision.text}
+        return update
+
+    async def answer(state: ConsultationState) -> dict[str, Any]:
+        pending = state["pending"]
+        if pending is None:
+            raise RuntimeError("environment node reached with no pending action")
+        observation = await environment.respond(pending["action"], pending["text"], state.get("dialogue") or [])
+        turn = state["turn"]
+        entry: DialogueEntry = {
+            "turn": turn,
+            "role": observation.speaker,
+            "text": observation.text,
+            "action": None,
+            "model": observation.model,
+            "input_tokens": observation.input_tokens,
+            "output_tokens": observation.output_tokens,
+            "seconds": observation.seconds,
+            "calls": observation.calls,
+        }
+        update: dict[str, Any] = {
+            "pending": None,
+            "dialogue": [entry],
+            "findings": [{"turn": turn, "source": observation.source, "text": observation.text}],
+        }
+        if pending["action"] == "test":
+            update["tests_ordered"] = [{"turn": turn, "name": pending["text"], "available": observation.available}]
+        return update
+
+    async def finalize(state: ConsultationState) -> dict[str, Any]:
+        # The doctor node always sets a diagnosis before routing here; this guards hand-edited checkpoints.
+        if not state.get("final_diagnosis"):
+            return {"final_diagnosis": "No diagnosis reached", "ended_by": state.get("ended_by") or "turn_budget"}
+        return {}
+
+    builder = StateGraph(ConsultationState, input_schema=ConsultationInput, output_schema=ConsultationOutput)
+    builder.add_node("intake", intake)
+    builder.add_node("doctor", decide)
+    builder.add_node("environment", answer)
+    builder.add_node("finalize", finalize)
+    builder.add_edge(START, "intake")
+    builder.add_edge("intake", "doctor")
+    builder.add_conditional_edges("doctor", route_after_doctor, ["environment", "finalize"])
+    builder.add_edge("environment", "doctor")
+    builder.add_edge("finalize", END)
+    return builder.compile(checkpointer=checkpointer, name="consultation")
+
+
+def consultation_mermaid() -> str:
+    """The graph's shape as a Mermaid diagram; nodes are never run, so no doctor or environment is needed."""
+    return build_consultation_graph(None, None).get_graph().draw_mermaid()  # type: ignore[arg-type]

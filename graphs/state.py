@@ -1,0 +1,93 @@
+"""Typed state of the consultation graph.
+
+State holds plain dictionaries (TypedDicts) so every checkpointer can serialise it without a type allow-list.
+Lists that grow carry a named reducer and are append-only: the dialogue is replayed to the doctor as a message list
+whose prefix never changes, so serving engines can reuse their prompt cache.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Literal, NotRequired, TypedDict
+
+Action = Literal["ask", "test", "diagnose"]
+Speaker = Literal["doctor", "patient", "measurement", "clinician"]
+
+
+class DialogueEntry(TypedDict):
+    """One utterance in the consultation, with what it cost."""
+
+    turn: int
+    role: Speaker
+    text: str
+    action: NotRequired[Action | None]
+    # The doctor's full reply (thinking removed): replayed verbatim as the assistant message so the prompt prefix
+    # stays identical from turn to turn.
+    reply: NotRequired[str]
+    thinking: NotRequired[str | None]
+    model: NotRequired[str | None]
+    input_tokens: NotRequired[int]
+    output_tokens: NotRequired[int]
+    seconds: NotRequired[float]
+    calls: NotRequired[int]
+    degraded: NotRequired[bool]
+
+
+class Finding(TypedDict):
+    """A fact the doctor learned, tagged with where it came from (``patient``, ``test:<name>``, ``clinician``)."""
+
+    turn: int
+    source: str
+    text: str
+
+
+class DifferentialItem(TypedDict):
+    diagnosis: str
+    probability: float
+
+
+class DifferentialSnapshot(TypedDict):
+    turn: int
+    items: list[DifferentialItem]
+
+
+class TestOrder(TypedDict):
+    turn: int
+    name: str
+    available: bool
+
+
+class PendingAction(TypedDict):
+    """The doctor's latest decision, waiting for the environment to answer it."""
+
+    action: Action
+    text: str
+
+
+class ConsultationInput(TypedDict):
+    case_id: str
+    objective: str
+    max_turns: int
+
+
+class ConsultationState(ConsultationInput, total=False):
+    dialogue: Annotated[list[DialogueEntry], operator.add]
+    findings: Annotated[list[Finding], operator.add]
+    differentials: Annotated[list[DifferentialSnapshot], operator.add]
+    tests_ordered: Annotated[list[TestOrder], operator.add]
+    turn: int
+    pending: PendingAction | None
+    final_diagnosis: str | None
+    # "doctor" when the doctor chose to diagnose, "turn_budget" when the last turn forced it.
+    ended_by: Literal["doctor", "turn_budget"] | None
+
+
+class ConsultationOutput(TypedDict, total=False):
+    case_id: str
+    dialogue: list[DialogueEntry]
+    findings: list[Finding]
+    differentials: list[DifferentialSnapshot]
+    tests_ordered: list[TestOrder]
+    turn: int
+    final_diagnosis: str | None
+    ended_by: Literal["doctor", "turn_budget"] | None

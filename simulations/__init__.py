@@ -1,0 +1,59 @@
+"""The simulated clinic and its cases: AgentClinic-style patient, measurement and judge actors over case files.
+
+Implements ``graphs.environment.Environment`` (``SimulatedClinic``); nothing here builds a model at import time:
+every actor receives its chat model.
+"""
+
+from simulations.cases import (
+    Case,
+    CaseError,
+    CaseFormatError,
+    CaseLoad,
+    CaseNotFoundError,
+    CaseProblem,
+    demo_cases,
+    get_demo_case,
+    load_case,
+    load_cases,
+)
+from simulations.clinic import SimulatedClinic, build_simulated_clinic
+from simulations.findings import NamedTest, TestMatch, flatten_findings, match_test
+from simulations.judge import Judge, Verdict, exact_match, parse_verdict
+from simulations.leaks import leaking_findings, leaks_diagnosis, redact_diagnosis
+from simulations.llm import Usage
+from simulations.measurement import MeasurementActor, MeasurementMode, TestPart, TestReply
+from simulations.patient import PatientActor, PatientReply, patient_biases
+
+__all__ = [
+    "Case",
+    "CaseError",
+    "CaseFormatError",
+    "CaseLoad",
+    "CaseNotFoundError",
+    "CaseProblem",
+    "Judge",
+    "MeasurementActor",
+    "MeasurementMode",
+    "NamedTest",
+    "PatientActor",
+    "PatientReply",
+    "SimulatedClinic",
+    "TestMatch",
+    "TestPart",
+    "TestReply",
+    "Usage",
+    "Verdict",
+    "build_simulated_clinic",
+    "demo_cases",
+    "exact_match",
+    "flatten_findings",
+    "get_demo_case",
+    "leaking_findings",
+    "leaks_diagnosis",
+    "load_case",
+    "load_cases",
+    "match_test",
+    "parse_verdict",
+    "patient_biases",
+    "redact_diagnosis",
+]

@@ -1,0 +1,112 @@
+"""The judge (AgentClinic's moderator): is the doctor's diagnosis the same disease as the case's?
+
+Upstream counted only an exact lower-case "yes", so "Yes." scored as wrong. Here a clear textual match is decided
+without a model, the model's answer is parsed tolerantly, an unparseable answer is asked again once more strictly,
+and if it still cannot be read the verdict is ``correct=None`` ("unjudged"), never a silent False.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+from pydantic import BaseModel, Field
+
+from simulations.llm import Usage, generate
+from simulations.prompts import load_prompt
+from simulations.textnorm import contains_phrase, fold
+
+JUDGE_MAX_NEW_TOKENS = 8
+VerdictMethod = Literal["exact", "model", "model_retry", "unjudged", "no_diagnosis"]
+
+_YES = {"yes", "yeah", "yep", "y", "correct", "true", "same"}
+_NO = {"no", "nope", "n", "incorrect", "false", "different", "differ"}
+_AMBIGUOUS = re.compile(r"\byes (?:and|or) no\b|\bno (?:and|or) yes\b|\b(?:not sure|unsure|cannot tell|can t tell)\b")
+_NEGATIVE = re.compile(
+    r"\b(?:not|isn t|aren t|is not|are not) (?:the )?same\b|\bdiffer(?:ent|s)?\b|\bnot (?:a )?match|"
+    r"\b(?:does not|do not|doesn t|don t) match\b|\bnot equivalent\b"
+)
+_ANSWER_IS = re.compile(r"\banswer (?:is )?(yes|no)\b")
+# A proposed diagnosis that hedges or negates cannot be accepted by string containment alone.
+_HEDGES = set("not no unlikely versus vs or rule ruled excluded without differential either".split())
+
+
+class Verdict(BaseModel):
+    """The judge's decision on one case, with what it cost."""
+
+    correct: bool | None = Field(description="True/False, or None when the judge's answer could not be read")
+    raw: str = Field(description="the judge model's answer(s), attempts separated by a '---' line; empty for exact")
+    method: VerdictMethod
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+    calls: int = 0
+
+
+def parse_verdict(text: str) -> bool | None:
+    """Read a Yes/No answer tolerantly ("Yes.", "**Yes**", "No, different", "The answer is yes"); None if unclear."""
+    folded = fold(text)
+    if not folded or _AMBIGUOUS.search(folded):
+        return None
+    first = folded.split()[0]
+    if first in _YES:
+        return True
+    if first in _NO:
+        return False
+    if _NEGATIVE.search(folded):
+        return False
+    stated = _ANSWER_IS.search(folded)
+    if stated:
+        return stated.group(1) == "yes"
+    words = set(folded.split())
+    if ("yes" in words) != ("no" in words):
+        return "yes" in words
+    return None
+
+
+def exact_match(correct: str, proposed: str) -> bool:
+    """Whether the correct diagnosis appears, whole-word, in a proposal that does not hedge or negate."""
+    hedges = (_HEDGES & set(fold(proposed).split())) - set(fold(correct).split())
+    return contains_phrase(proposed, correct) and not hedges
+
+
+class Judge:
+    """Decides whether a proposed diagnosis names the correct disease."""
+
+    def __init__(self, model: BaseChatModel, *, max_new_tokens: int = JUDGE_MAX_NEW_TOKENS) -> None:
+        self.model = model
+        self.max_new_tokens = max_new_tokens
+
+    async def verdict(self, correct_diagnosis: str, proposed: str | None) -> Verdict:
+        if not proposed or not proposed.strip():
+            return Verdict(correct=False, raw="", method="no_diagnosis")
+        if exact_match(correct_diagnosis, proposed):
+            return Verdict(correct=True, raw="", method="exact")
+        attempts: list[str] = []
+        usage = Usage()
+        for method, template in (("model", "judge"), ("model_retry", "judge_retry")):
+            prompt = load_prompt(template).format(correct=correct_diagnosis.strip(), proposed=proposed.strip())
+            messages = [SystemMessage(load_prompt("judge_system")), HumanMessage(prompt)]
+            raw, cost = await generate(self.model, messages, max_new_tokens=self.max_new_tokens)
+            attempts.append(raw)
+            usage += cost
+            decided = parse_verdict(raw)
+            if decided is not None:
+                return _verdict(decided, attempts, method, usage)
+        return _verdict(None, attempts, "unjudged", usage)
+
+
+def _verdict(correct: bool | None, attempts: list[str], method: VerdictMethod, usage: Usage) -> Verdict:
+    return Verdict(
+        correct=correct,
+        raw="\n---\n".join(attempts),
+        method=method,
+        model=usage.model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        seconds=usage.seconds,
+        calls=usage.calls,
+    )

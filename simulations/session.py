@@ -1,0 +1,193 @@
+"""One consultation from start to verdict: the simulated (or interactive) clinic, the graph, the judge, the transcript.
+
+The command line and the benchmark runner both call ``run_consultation``. It streams each dialogue entry to a
+callback as it happens, pauses for a person when the environment is interactive, and returns the transcript.
+A consultation interrupted at any point resumes from its last checkpoint with ``resume=True`` and the same thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import Command
+
+from agents.doctor import Doctor
+from graphs.consultation import build_consultation_graph, recursion_limit_for
+from graphs.environment import Environment
+from graphs.interactive import InteractiveEnvironment, InteractiveRequest
+from graphs.state import DialogueEntry
+from simulations.cases import Case
+from simulations.clinic import SimulatedClinic
+from simulations.judge import Judge
+from simulations.leaks import leaks_diagnosis
+from simulations.measurement import MeasurementActor
+from simulations.patient import PatientActor
+from simulations.transcript import TRANSCRIPT_VERSION, totals_of
+
+# Checkpoint metadata key under which a consultation records how to rebuild itself on resume.
+METADATA_KEY = "clinicflow"
+
+EntryCallback = Callable[[DialogueEntry], None]
+PersonCallback = Callable[[InteractiveRequest], Awaitable[str]]
+
+
+class ConsultationPaused(Exception):
+    """The interactive consultation waits for a person's answer and no one was there to give it."""
+
+    def __init__(self, thread_id: str, request: InteractiveRequest) -> None:
+        super().__init__(f"consultation {thread_id} is waiting for: {request['prompt']}")
+        self.thread_id = thread_id
+        self.request = request
+
+
+@dataclass
+class ConsultationSetup:
+    """What a consultation needs: the case, a chat model and its spec per role, and the rules."""
+
+    case: Case
+    models: Mapping[str, BaseChatModel]
+    specs: Mapping[str, str]
+    max_turns: int = 20
+    measurement_mode: str = "strict"
+    interactive: bool = False
+    doctor_max_new_tokens: int = 384
+    case_ref: str = ""
+    extra_metadata: dict[str, Any] = field(default_factory=dict)
+
+    def environment(self) -> Environment:
+        if self.interactive:
+            return InteractiveEnvironment(self.case.objective)
+        patient = PatientActor(self.models["patient"], self.case)
+        measurement = MeasurementActor(self.models["measurement"], self.case, mode=self.measurement_mode)
+        return SimulatedClinic(self.case, patient, measurement)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "case_ref": self.case_ref or self.case.id,
+            "interactive": self.interactive,
+            "max_turns": self.max_turns,
+            "measurement_mode": self.measurement_mode,
+            "specs": dict(self.specs),
+            **self.extra_metadata,
+        }
+
+
+def _package_version() -> str:
+    try:
+        return version("clinicflow")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+async def run_consultation(
+    setup: ConsultationSetup,
+    *,
+    checkpointer: BaseCheckpointSaver,
+    thread_id: str,
+    resume: bool = False,
+    on_entry: EntryCallback | None = None,
+    ask_person: PersonCallback | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) one consultation to its verdict and return the transcript as a JSON-ready dict."""
+    started = time.perf_counter()
+    environment = setup.environment()
+    doctor = Doctor(setup.models["reasoning"], max_new_tokens=setup.doctor_max_new_tokens)
+    graph = build_consultation_graph(doctor, environment, checkpointer=checkpointer)
+    config: dict[str, Any] = {
+        "configurable": {"thread_id": thread_id},
+        "recursion_limit": recursion_limit_for(setup.max_turns),
+        "metadata": {METADATA_KEY: setup.metadata()},
+    }
+
+    graph_input: Any = None
+    if resume:
+        snapshot = await graph.aget_state(config)
+        if not snapshot.values:
+            raise LookupError(f"no checkpoint found for consultation {thread_id}")
+        for entry in snapshot.values.get("dialogue", []):
+            if on_entry:
+                on_entry(entry)
+    else:
+        graph_input = {"case_id": setup.case.id, "objective": environment.opening(), "max_turns": setup.max_turns}
+
+    # Streaming None continues from the last checkpoint: a crashed run picks up its next step, and a paused one
+    # re-enters the waiting node, which asks again (the interactive environment does nothing before it asks).
+    while True:
+        await _stream(graph, graph_input, config, on_entry)
+        snapshot = await graph.aget_state(config)
+        if not snapshot.interrupts:
+            break
+        request: InteractiveRequest = snapshot.interrupts[0].value
+        if ask_person is None:
+            raise ConsultationPaused(thread_id, request)
+        graph_input = Command(resume=await ask_person(request))
+
+    state = snapshot.values
+    return await _transcript(setup, state, thread_id, environment.mode, time.perf_counter() - started)
+
+
+async def _stream(graph: Any, graph_input: Any, config: dict[str, Any], on_entry: EntryCallback | None) -> None:
+    async for chunk in graph.astream(graph_input, config, stream_mode="updates"):
+        for node, update in chunk.items():
+            if node.startswith("__") or not isinstance(update, dict):
+                continue
+            for entry in update.get("dialogue", []):
+                if on_entry:
+                    on_entry(entry)
+
+
+async def _transcript(
+    setup: ConsultationSetup, state: Mapping[str, Any], thread_id: str, environment_mode: str, wall: float
+) -> dict[str, Any]:
+    case = setup.case
+    diagnosis = state.get("final_diagnosis")
+    verdict: dict[str, Any] | None = None
+    if case.correct_diagnosis and diagnosis:
+        judged = await Judge(setup.models["judge"]).verdict(case.correct_diagnosis, diagnosis)
+        verdict = {
+            "correct": judged.correct,
+            "method": judged.method,
+            "raw": judged.raw,
+            "model": judged.model,
+            "input_tokens": judged.input_tokens,
+            "output_tokens": judged.output_tokens,
+            "seconds": judged.seconds,
+            "calls": judged.calls,
+        }
+    dialogue = list(state.get("dialogue", []))
+    revealed = [e["text"] for e in dialogue if e["role"] == "measurement"]
+    return {
+        "version": TRANSCRIPT_VERSION,
+        "clinicflow": _package_version(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "thread_id": thread_id,
+        "case": {
+            "id": case.id,
+            "ref": setup.case_ref or case.id,
+            "dataset": case.dataset,
+            "objective": case.objective,
+            "correct_diagnosis": case.correct_diagnosis,
+        },
+        "environment": environment_mode,
+        "max_turns": setup.max_turns,
+        "models": dict(setup.specs),
+        "dialogue": dialogue,
+        "findings": state.get("findings", []),
+        "differentials": state.get("differentials", []),
+        "tests_ordered": state.get("tests_ordered", []),
+        "outcome": {
+            "final_diagnosis": diagnosis,
+            "ended_by": state.get("ended_by"),
+            "leak": any(leaks_diagnosis(case, text) for text in revealed),
+        },
+        "verdict": verdict,
+        "totals": totals_of(dialogue, verdict),
+        "wall_seconds": round(wall, 3),
+    }

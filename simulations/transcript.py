@@ -1,0 +1,137 @@
+"""Transcripts of finished consultations: one JSON document (for programs) and one Markdown page (for people).
+
+The JSON holds everything needed to audit a consultation: the case, which model played each role, every turn with
+its action, tokens and seconds, the findings with their sources, the differential over time, the final diagnosis,
+the judge's verdict and the totals. Secrets never reach it: model specs are written, API keys are not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+TRANSCRIPT_VERSION = 1
+
+_ROLE_OF_SPEAKER = {"doctor": "reasoning", "patient": "patient", "measurement": "measurement", "clinician": "clinician"}
+
+
+def totals_of(dialogue: list[Mapping[str, Any]], judge_usage: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Tokens, seconds and calls summed per role, and the counts of questions and tests."""
+    per_role: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"input_tokens": 0, "output_tokens": 0, "seconds": 0.0, "calls": 0}
+    )
+    for entry in dialogue:
+        role = _ROLE_OF_SPEAKER.get(entry["role"], entry["role"])
+        bucket = per_role[role]
+        bucket["input_tokens"] += entry.get("input_tokens", 0) or 0
+        bucket["output_tokens"] += entry.get("output_tokens", 0) or 0
+        bucket["seconds"] += entry.get("seconds", 0.0) or 0.0
+        bucket["calls"] += entry.get("calls", 0) or 0
+    if judge_usage:
+        bucket = per_role["judge"]
+        for key in ("input_tokens", "output_tokens", "seconds", "calls"):
+            bucket[key] += judge_usage.get(key, 0) or 0
+    doctor_turns = [e for e in dialogue if e["role"] == "doctor"]
+    return {
+        "turns": len(doctor_turns),
+        "questions": sum(1 for e in doctor_turns if e.get("action") == "ask"),
+        "tests": sum(1 for e in doctor_turns if e.get("action") == "test"),
+        "degraded_turns": sum(1 for e in doctor_turns if e.get("degraded")),
+        "input_tokens": int(sum(b["input_tokens"] for b in per_role.values())),
+        "output_tokens": int(sum(b["output_tokens"] for b in per_role.values())),
+        "model_seconds": round(sum(b["seconds"] for b in per_role.values()), 3),
+        "per_role": {role: {k: (round(v, 3) if k == "seconds" else int(v)) for k, v in b.items()}
+                     for role, b in per_role.items()},
+    }
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    # Write beside the target and rename, so a crash never leaves a half-written transcript.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_transcript(out_dir: Path, transcript: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Write ``transcript.json`` and ``transcript.md`` into ``out_dir`` and return both paths."""
+    json_path = out_dir / "transcript.json"
+    md_path = out_dir / "transcript.md"
+    _atomic_write(json_path, json.dumps(transcript, indent=2, ensure_ascii=False) + "\n")
+    _atomic_write(md_path, render_markdown(transcript))
+    return json_path, md_path
+
+
+def _verdict_text(verdict: Mapping[str, Any] | None) -> str:
+    if not verdict:
+        return "not judged (no correct diagnosis known)"
+    correct = verdict.get("correct")
+    word = {True: "correct", False: "incorrect", None: "unjudged (the judge's answer could not be read)"}[correct]
+    return f"{word} (method: {verdict.get('method', '?')})"
+
+
+def render_markdown(t: Mapping[str, Any]) -> str:
+    """A readable page: the case, the dialogue turn by turn, the differential, the outcome and the totals."""
+    lines = [f"# Consultation {t.get('thread_id', '')}", ""]
+    lines += [
+        f"- **Case:** {t['case']['id']}",
+        f"- **Environment:** {t.get('environment', '?')}",
+        f"- **Turn budget:** {t.get('max_turns')}",
+        "- **Models:** " + ", ".join(f"{role} = `{spec}`" for role, spec in t.get("models", {}).items()),
+        "",
+        "## Objective",
+        "",
+        t["case"].get("objective", ""),
+        "",
+        "## Dialogue",
+        "",
+    ]
+    for entry in t.get("dialogue", []):
+        who = entry["role"].capitalize()
+        action = f" [{entry['action']}]" if entry.get("action") else ""
+        cost = f"{entry.get('output_tokens', 0)} tokens, {entry.get('seconds', 0.0):.1f} s"
+        flag = " (degraded: the model's reply was unusable)" if entry.get("degraded") else ""
+        lines.append(f"**Turn {entry['turn']} · {who}{action}** ({cost}){flag}")
+        lines.append("")
+        lines.append("> " + entry["text"].replace("\n", "\n> "))
+        lines.append("")
+    if t.get("differentials"):
+        last = t["differentials"][-1]
+        lines += ["## Last differential", "", f"(turn {last['turn']})", ""]
+        lines += [f"- {item['diagnosis']}: {item['probability']:.0%}" for item in last["items"]]
+        lines.append("")
+    outcome = t.get("outcome", {})
+    lines += [
+        "## Outcome",
+        "",
+        f"- **Final diagnosis:** {outcome.get('final_diagnosis')}",
+        f"- **Ended by:** {outcome.get('ended_by')}",
+        f"- **Correct diagnosis:** {t['case'].get('correct_diagnosis') or 'unknown'}",
+        f"- **Verdict:** {_verdict_text(t.get('verdict'))}",
+        f"- **Diagnosis revealed in a test result:** {'yes' if outcome.get('leak') else 'no'}",
+        "",
+        "## Totals",
+        "",
+    ]
+    totals = t.get("totals", {})
+    lines.append(
+        f"{totals.get('turns', 0)} turns ({totals.get('questions', 0)} questions, {totals.get('tests', 0)} tests), "
+        f"{totals.get('input_tokens', 0)} prompt + {totals.get('output_tokens', 0)} completion tokens, "
+        f"{totals.get('model_seconds', 0.0):.1f} s in models, {t.get('wall_seconds', 0.0):.1f} s wall."
+    )
+    lines.append("")
+    lines += ["| role | calls | prompt tokens | completion tokens | seconds |", "|---|---|---|---|---|"]
+    for role, b in totals.get("per_role", {}).items():
+        lines.append(f"| {role} | {b['calls']} | {b['input_tokens']} | {b['output_tokens']} | {b['seconds']:.1f} |")
+    lines.append("")
+    return "\n".join(lines)
