@@ -75,7 +75,8 @@ async def one_run(turns: int, delay_s: float, checkpoint: str | None) -> tuple[f
         config = {"configurable": {"thread_id": f"bench-{time.perf_counter_ns()}"},
                   "recursion_limit": recursion_limit_for(turns)}
         started = time.perf_counter()
-        final = await graph.ainvoke({"case_id": case.id, "objective": clinic.opening(), "max_turns": turns}, config)
+        final = await graph.ainvoke({"case_id": case.id, "objective": clinic.opening(), "max_turns": turns}, config,
+                                    durability="sync")
         wall = time.perf_counter() - started
     assert final["turn"] == turns and final["final_diagnosis"], "the consultation did not run its whole budget"
     return wall, doctor_model.calls + patient_model.calls

@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     measurement_mode: Literal["strict", "agentclinic"] = "strict"
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     seed: int | None = None
-    max_new_tokens: int = Field(384, ge=16, description="Cap on the doctor's reply length.")
+    max_new_tokens: int | None = Field(
+        None, ge=16, description="Cap on the doctor's reply; unset: 96 on the embedded model, 1024 elsewhere."
+    )
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout for OpenAI-compatible servers.")
     max_retries: int = Field(3, ge=0)
     # Sent as a bearer token to OpenAI-compatible servers; never written to logs or transcripts.

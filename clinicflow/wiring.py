@@ -24,6 +24,17 @@ def role_specs(settings: Settings, overrides: dict[str, str | None]) -> dict[str
     return {role: overrides.get(role) or settings.models.for_role(role) for role in ROLES}
 
 
+# The embedded model rambles past its JSON and runs at ~12 tokens/s on CPU; MedGemma may think before answering.
+EMBEDDED_DOCTOR_TOKENS = 96
+DEFAULT_DOCTOR_TOKENS = 1024
+
+
+def doctor_max_new_tokens(settings: Settings, reasoning_spec: str) -> int:
+    if settings.max_new_tokens is not None:
+        return settings.max_new_tokens
+    return EMBEDDED_DOCTOR_TOKENS if reasoning_spec.split("?")[0] == "embedded" else DEFAULT_DOCTOR_TOKENS
+
+
 def build_role_models(settings: Settings, specs: dict[str, str]) -> dict[str, BaseChatModel]:
     """One chat model per distinct spec, shared by the roles that name it (weights load once)."""
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
@@ -32,7 +43,7 @@ def build_role_models(settings: Settings, specs: dict[str, str]) -> dict[str, Ba
         built[spec] = build_chat_model(
             spec,
             temperature=settings.temperature,
-            max_new_tokens=settings.max_new_tokens,
+            max_new_tokens=doctor_max_new_tokens(settings, spec),
             timeout_s=settings.timeout_s,
             max_retries=settings.max_retries,
             api_key=api_key,
@@ -86,7 +97,7 @@ def consultation_setup(
         max_turns=settings.max_turns,
         measurement_mode=settings.measurement_mode,
         interactive=interactive,
-        doctor_max_new_tokens=settings.max_new_tokens,
+        doctor_max_new_tokens=doctor_max_new_tokens(settings, specs["reasoning"]),
         case_ref=case_ref,
         extra_metadata=extra or {},
     )

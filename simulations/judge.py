@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from simulations.llm import Usage, generate
 from simulations.prompts import load_prompt
-from simulations.textnorm import contains_phrase, fold
+from simulations.textnorm import fold
 
 JUDGE_MAX_NEW_TOKENS = 8
 VerdictMethod = Literal["exact", "model", "model_retry", "unjudged", "no_diagnosis"]
@@ -29,6 +29,18 @@ _NEGATIVE = re.compile(
     r"\b(?:does not|do not|doesn t|don t) match\b|\bnot equivalent\b"
 )
 _ANSWER_IS = re.compile(r"\banswer (?:is )?(yes|no)\b")
+# Abbreviations with one reading in a diagnosis (not "MS" or "PE"); STEMI and NSTEMI are left alone because one
+# written out would contain the other.
+_ABBREVIATIONS = {
+    "mi": "myocardial infarction", "dka": "diabetic ketoacidosis", "sah": "subarachnoid hemorrhage",
+    "dvt": "deep vein thrombosis", "copd": "chronic obstructive pulmonary disease", "uti": "urinary tract infection",
+    "chf": "congestive heart failure", "sle": "systemic lupus erythematosus", "aki": "acute kidney injury",
+    "ckd": "chronic kidney disease", "gerd": "gastroesophageal reflux disease", "tia": "transient ischemic attack",
+    "als": "amyotrophic lateral sclerosis", "aaa": "abdominal aortic aneurysm", "pcos": "polycystic ovary syndrome",
+    "bph": "benign prostatic hyperplasia", "cap": "community acquired pneumonia",
+}
+# British to American spelling on both sides: haemorrhage, oedema, diarrhoea, tumour.
+_SPELLING = re.compile(r"(?<=\w)(?:ae|oe)(?=\w)|(?<=\w)our$|^(?:ae|oe)(?=\w)")
 # A proposed diagnosis that hedges or negates cannot be accepted by string containment alone.
 _HEDGES = set("not no unlikely versus vs or rule ruled excluded without differential either".split())
 
@@ -68,9 +80,19 @@ def parse_verdict(text: str) -> bool | None:
 
 
 def exact_match(correct: str, proposed: str) -> bool:
-    """Whether the correct diagnosis appears, whole-word, in a proposal that does not hedge or negate."""
-    hedges = (_HEDGES & set(fold(proposed).split())) - set(fold(correct).split())
-    return contains_phrase(proposed, correct) and not hedges
+    """Whether the correct diagnosis appears, whole-word, in a proposal that does not hedge or negate.
+
+    Both sides are compared in one spelling (British "haemorrhage" = "hemorrhage") with unambiguous abbreviations
+    written out ("DKA" = "diabetic ketoacidosis"), so the shortcut does not hinge on a weak judge model.
+    """
+    wanted, given = _judge_form(correct), _judge_form(proposed)
+    hedges = (_HEDGES & set(given.split())) - set(wanted.split())
+    return bool(wanted) and f" {wanted} " in f" {given} " and not hedges
+
+
+def _judge_form(text: str) -> str:
+    words = (_ABBREVIATIONS.get(w, w) for w in fold(text).split())
+    return " ".join(_SPELLING.sub(lambda m: "or" if m.group(0) == "our" else "e", w) for w in " ".join(words).split())
 
 
 class Judge:

@@ -26,13 +26,14 @@ from simulations.textnorm import fold
 MeasurementMode = Literal["strict", "agentclinic"]
 MEASUREMENT_MAX_NEW_TOKENS = 120
 NORMAL_READINGS = "NORMAL READINGS"
-MAX_RESULT_CHARS = 800
+MAX_RESULT_CHARS = 400
 
 _ORDER_PREFIX = re.compile(r"^\s*(?:request\s+tests?|tests?|order)\s*:\s*", re.IGNORECASE)
 _PART_SPLIT = re.compile(r"\s*(?:[,;\n]|\band\b|&|\+)\s*", re.IGNORECASE)
 _LEADING_FILLER = re.compile(r"^(?:(?:a|an|the|some|also|please|repeat)\s+)+", re.IGNORECASE)
 _RESULTS_PREFIX = re.compile(r"^\s*(?:\*\*)?results?(?:\*\*)?\s*:\s*(?:\*\*)?\s*", re.IGNORECASE)
 _OTHER_SPEAKER = re.compile(r"\n\s*(?:doctor|patient|dr\.?)\s*:", re.IGNORECASE)
+_ECHO = re.compile(r"^(?:tests?|tests? requested|requested tests?)\s*:[^\n]*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,15 @@ def clean_order(request: str) -> str:
 
 
 def clean_result(text: str) -> str | None:
-    """A model's result without the RESULTS tag or an invented next speaker; None when nothing usable is left."""
+    """A model's result without the RESULTS tag, an echo of the order or an invented next speaker, cut to its first
+    paragraph (small models go on to explain the test); None when nothing usable is left."""
     text = _OTHER_SPEAKER.split("\n" + text.strip(), maxsplit=1)[0].strip()
-    text = _RESULTS_PREFIX.sub("", text).strip().strip("*").strip()
-    if not text:
+    text = _RESULTS_PREFIX.sub("", text).strip()
+    paragraphs = [p.strip().strip("*").strip() for p in re.split(r"\n\s*\n", text)]
+    paragraphs = [p for p in paragraphs if p and not _ECHO.match(p)]
+    if not paragraphs:
         return None
+    text = paragraphs[0]
     if fold(text).startswith("normal reading"):
         return NORMAL_READINGS
     return text[:MAX_RESULT_CHARS]

@@ -134,7 +134,9 @@ async def run_consultation(
 
 
 async def _stream(graph: Any, graph_input: Any, config: dict[str, Any], on_entry: EntryCallback | None) -> None:
-    async for chunk in graph.astream(graph_input, config, stream_mode="updates"):
+    # "sync" durability writes each checkpoint before the next step starts: a crash or Ctrl-C loses at most the
+    # step in flight (the default writes in the background, and an aborted run can drop several steps).
+    async for chunk in graph.astream(graph_input, config, stream_mode="updates", durability="sync"):
         for node, update in chunk.items():
             if node.startswith("__") or not isinstance(update, dict):
                 continue

@@ -8,7 +8,6 @@ the same role. All functions here are pure except `detect_quirks`, which renders
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,6 @@ from .errors import UnsupportedInputError
 __all__ = [
     "RoleMessage",
     "TemplateQuirks",
-    "add_schema_instruction",
     "detect_quirks",
     "ensure_user_first",
     "fold_system",
@@ -101,21 +99,6 @@ def ensure_user_first(messages: Sequence[RoleMessage]) -> list[RoleMessage]:
     out = [dict(m) for m in messages]
     if out and out[0]["role"] == "assistant":
         out.insert(0, {"role": "user", "content": ""})
-    return out
-
-
-def add_schema_instruction(messages: Sequence[RoleMessage], schema: dict[str, Any]) -> list[RoleMessage]:
-    """Ask for JSON matching ``schema`` in the last user turn (local models have no constrained decoding)."""
-    out = [dict(m) for m in messages]
-    note = (
-        "Reply with only a JSON object that follows this JSON Schema, no other text:\n"
-        + json.dumps(schema, ensure_ascii=False)
-    )
-    for message in reversed(out):
-        if message["role"] == "user":
-            message["content"] = f"{message['content']}\n\n{note}"
-            return out
-    out.append({"role": "user", "content": note})
     return out
 
 

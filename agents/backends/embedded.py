@@ -137,6 +137,7 @@ def _convert_locked(gguf: Path, root: Path, target: Path, convert: Converter) ->
                     "seconds": round(time.perf_counter() - started, 2),
                 }
                 (tmp / _MARKER).write_text(json.dumps(info, indent=2))
+                os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model cache is ordinary readable data
                 os.rename(tmp, target)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)

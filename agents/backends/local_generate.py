@@ -11,11 +11,12 @@ from dataclasses import dataclass
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from .json_stop import json_object_end
 from .registry import LoadedModel
 from .repetition import RepeatedTail, find_repeated_tail
 from .thinking import split_thinking
 
-__all__ = ["LocalGeneration", "RepetitionStop", "generate_local"]
+__all__ = ["JsonObjectStop", "LocalGeneration", "RepetitionStop", "generate_local"]
 
 FinishReason = str  # "stop" | "length" | "repetition"
 
@@ -36,6 +37,21 @@ class RepetitionStop(StoppingCriteria):
             if tail is not None:
                 self.found = tail
                 done[row] = True
+        return done
+
+
+class JsonObjectStop(StoppingCriteria):
+    """Stop once the reply's first JSON object has closed (the caller asked for JSON)."""
+
+    def __init__(self, tokenizer: object, prompt_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: object = None, **kwargs: object) -> torch.BoolTensor:
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for row in range(input_ids.shape[0]):
+            text = self.tokenizer.decode(input_ids[row, self.prompt_length :].tolist(), skip_special_tokens=False)
+            done[row] = json_object_end(text) is not None
         return done
 
 
@@ -86,6 +102,7 @@ def generate_local(
     temperature: float = 0.0,
     seed: int | None = None,
     stop: list[str] | None = None,
+    json_reply: bool = False,
 ) -> LocalGeneration:
     """Generate a reply to an already-rendered prompt; safe to call from several threads at once."""
     tokenizer = loaded.tokenizer
@@ -95,6 +112,9 @@ def generate_local(
     attention_mask = encoded["attention_mask"].to(loaded.device)
     prompt_length = int(input_ids.shape[1])
     repetition = RepetitionStop(prompt_length)
+    criteria: list[StoppingCriteria] = [repetition]
+    if json_reply:
+        criteria.append(JsonObjectStop(tokenizer, prompt_length))
     config = _generation_config(loaded, max_new_tokens=max_new_tokens, temperature=temperature)
     extra: dict[str, object] = {}
     if stop:
@@ -109,7 +129,7 @@ def generate_local(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 generation_config=config,
-                stopping_criteria=StoppingCriteriaList([repetition]),
+                stopping_criteria=StoppingCriteriaList(criteria),
                 **extra,
             )
     new_ids = output[0, prompt_length:].tolist()
@@ -123,7 +143,7 @@ def generate_local(
     elif output_tokens >= max_new_tokens:
         finish = "length"
     else:
-        finish = "stop"  # a stop string ended it
+        finish = "stop"  # a stop string or the end of the JSON object ended it
 
     # Keep special tokens while decoding so <unused94>/<unused95> survive until the thinking is split off.
     raw = tokenizer.decode(new_ids, skip_special_tokens=False)
@@ -131,6 +151,10 @@ def generate_local(
     if hit_stop and finish == "length":
         finish = "stop"
     answer, thinking = split_thinking(raw)
+    if json_reply:
+        end = json_object_end(answer)
+        if end is not None:
+            answer = answer[:end]
     if loaded.special_pattern is not None:
         answer = loaded.special_pattern.sub("", answer).strip()
         thinking = loaded.special_pattern.sub("", thinking).strip() if thinking else thinking

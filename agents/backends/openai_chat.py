@@ -221,7 +221,9 @@ class OpenAICompatChatModel(BaseChatModel):
     def _refused(self, response: httpx.Response) -> ModelRequestError:
         status = response.status_code
         body = excerpt(scrub(response.text, self._secret()))
-        return ModelRequestError(f"{self._url} refused the request: HTTP {status}: {body!r}", url=self._url, status=status)
+        return ModelRequestError(
+            f"{self._url} refused the request: HTTP {status}: {body!r}", url=self._url, status=status
+        )
 
     def _result(self, response: httpx.Response, prompt_chars: int, started: float, mode: str | None) -> ChatResult:
         parsed = parse_completion(response.text, url=self._url, secret=self._secret())
@@ -249,7 +251,11 @@ class OpenAICompatChatModel(BaseChatModel):
             finish_reason=finish,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            extra={"usage_estimated": estimated, "structured_output": mode, "server_finish_reason": parsed.finish_reason},
+            extra={
+                "usage_estimated": estimated,
+                "structured_output": mode,
+                "server_finish_reason": parsed.finish_reason,
+            },
         )
 
     @staticmethod
@@ -302,7 +308,9 @@ class OpenAICompatChatModel(BaseChatModel):
             return None
         return "json_schema" if with_schema else "none"
 
-    def _finish(self, response: httpx.Response, body: Mapping[str, Any], started: float, mode: str | None) -> ChatResult:
+    def _finish(
+        self, response: httpx.Response, body: Mapping[str, Any], started: float, mode: str | None
+    ) -> ChatResult:
         if response.status_code >= 400:
             raise self._refused(response)
         return self._result(response, self._prompt_chars(body), started, mode)

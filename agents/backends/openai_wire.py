@@ -11,6 +11,7 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -162,8 +163,8 @@ def rejects_response_format(status: int, body: str) -> bool:
     """Did the server refuse the JSON-schema response_format (so a retry without it may succeed)?"""
     if status in (400, 422):
         return True
-    return 400 <= status < 500 and status not in (401, 403, 429) and bool(
-        re.search(r"response_format|json_schema", body)
+    return (
+        400 <= status < 500 and status not in (401, 403, 429) and bool(re.search(r"response_format|json_schema", body))
     )
 
 
@@ -177,10 +178,10 @@ def retry_after_seconds(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         when = parsedate_to_datetime(value)
-        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError, IndexError):
         return None
 

@@ -95,9 +95,8 @@ def _load(key: RegistryKey, requested_dtype: str, spec_raw: str) -> LoadedModel:
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
     if quant is not None:
         try:
-            from transformers import BitsAndBytesConfig
-
             import bitsandbytes  # noqa: F401  (only to fail early with a clear message)
+            from transformers import BitsAndBytesConfig
         except ImportError as exc:
             raise ModelLoadError(f"spec {spec_raw!r}: quant={quant} needs `pip install bitsandbytes`") from exc
         kwargs["quantization_config"] = (

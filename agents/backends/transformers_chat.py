@@ -17,7 +17,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 from pydantic import Field
 
-from .chat_format import add_schema_instruction, format_prompt, to_role_messages
+from .chat_format import format_prompt, to_role_messages
 from .embedded import ensure_embedded_checkpoint
 from .registry import LoadedModel, get_or_load
 from .results import make_result
@@ -29,8 +29,8 @@ __all__ = ["TransformersChatModel"]
 class TransformersChatModel(BaseChatModel):
     """A local transformers model behind the LangChain chat interface.
 
-    Per-call kwargs: ``max_new_tokens`` (int) overrides the instance cap; ``json_schema`` (dict) adds a
-    "reply with JSON following this schema" instruction to the last user turn (no constrained decoding).
+    Per-call kwargs: ``max_new_tokens`` (int) overrides the instance cap; ``json_schema`` (dict) says the caller's
+    prompt asks for a JSON object, so generation stops when that object closes (no constrained decoding locally).
     """
 
     spec: ModelSpec
@@ -76,12 +76,16 @@ class TransformersChatModel(BaseChatModel):
         loaded = self.warm_up()
         role_messages = to_role_messages(messages)
         schema = kwargs.get("json_schema")
-        if schema is not None:
-            role_messages = add_schema_instruction(role_messages, schema)
         prompt = format_prompt(loaded.tokenizer, role_messages, loaded.quirks)
         max_new = int(kwargs.get("max_new_tokens") or self.max_new_tokens)
         result = generate_local(
-            loaded, prompt, max_new_tokens=max_new, temperature=self.temperature, seed=self.seed, stop=stop
+            loaded,
+            prompt,
+            max_new_tokens=max_new,
+            temperature=self.temperature,
+            seed=self.seed,
+            stop=stop,
+            json_reply=schema is not None,
         )
         return make_result(
             text=result.text,
@@ -91,7 +95,7 @@ class TransformersChatModel(BaseChatModel):
             finish_reason=result.finish_reason,
             input_tokens=result.input_tokens,
             output_tokens=result.output_tokens,
-            extra={"structured_output": "prompt" if schema is not None else None},
+            extra={"structured_output": "json_stop" if schema is not None else None},
         )
 
     async def _agenerate(

@@ -1,8 +1,10 @@
 """The doctor role: structured decisions (ask, test, diagnose) from any chat model, parsed tolerantly.
 
-Public names: ``Doctor`` (``await Doctor(model).decide(objective, exchanges, turn, max_turns)``), its result
-``DoctorTurn``, the dialogue unit ``Exchange``, the decision types ``DoctorDecision`` / ``DifferentialEntry`` with
-``decision_json_schema()``, and the pure parser ``parse_decision`` returning a ``ParseResult``.
+``await Doctor(model, max_new_tokens=384, schema_hint=True).decide(objective, exchanges, turn, max_turns,
+prior_differential=None)`` returns a ``DoctorTurn``; it never raises because of the model and always diagnoses on
+the last turn. ``Exchange`` is one past turn; ``DoctorDecision`` / ``DifferentialEntry`` the structured output with
+``decision_json_schema()`` for constrained decoding; ``parse_decision`` the pure, tolerant parser (``ParseResult``);
+``build_messages`` the append-only message list the model sees.
 """
 
 from agents.doctor.decision import DifferentialEntry, DoctorDecision, decision_json_schema

@@ -7,6 +7,9 @@ the differential sorted most likely first, empty entries dropped, at most ``MAX_
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import math
 import re
 from collections.abc import Mapping
@@ -65,6 +68,12 @@ class DifferentialEntry(BaseModel):
         return normalise_probability(value)
 
 
+def is_placeholder(text: str) -> bool:
+    """``<most likely disease>``: the prompt's example slot copied verbatim, not an answer."""
+    stripped = text.strip()
+    return stripped.startswith("<") and stripped.endswith(">")
+
+
 def _coerce_entry(item: Any) -> DifferentialEntry | None:
     """One differential item in any shape a model writes, or None when it names no diagnosis."""
     if isinstance(item, DifferentialEntry):
@@ -75,7 +84,7 @@ def _coerce_entry(item: Any) -> DifferentialEntry | None:
     if not isinstance(item, Mapping):
         return None
     diagnosis = item.get("diagnosis")
-    if not isinstance(diagnosis, str) or not diagnosis.strip():
+    if not isinstance(diagnosis, str) or not diagnosis.strip() or is_placeholder(diagnosis):
         return None
     return DifferentialEntry(diagnosis=diagnosis, probability=item.get("probability", 0.0))
 
@@ -144,6 +153,12 @@ def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
 
 
 def decision_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a ``DoctorDecision`` (a fresh copy: callers may edit it)."""
+    return copy.deepcopy(_decision_json_schema())
+
+
+@functools.cache
+def _decision_json_schema() -> dict[str, Any]:
     """The JSON Schema of a ``DoctorDecision`` for constrained decoding, self-contained (no ``$ref``).
 
     Every property is required and no others are allowed: grammar-constrained engines then emit the keys in this

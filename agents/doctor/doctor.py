@@ -1,16 +1,25 @@
 """The doctor role: one structured decision per turn from any langchain-core chat model.
 
-``Doctor.decide`` never raises because of the model. A reply that cannot be parsed gets one repair call; a second
-failure, or a model error, degrades to a safe question; the last turn always ends in a diagnosis. What happened is
-recorded on the returned ``DoctorTurn`` (``degraded``, ``forced``, ``error``, ``parse_reason``) so transcripts and
-metrics can count it. ``asyncio.CancelledError`` is not caught: cancelling a consultation must still cancel it.
+``Doctor.decide`` never raises because of the model. Per turn:
+
+1. one call with the append-only message list (``messages``), parsed tolerantly (``parsing``) and reviewed
+   against the dialogue (``review``: repeats, echoes, no diagnosis on the final turn);
+2. if unusable, one repair call (the bad reply and the reason appended; none of it enters the dialogue), skipped
+   once the model has needed the fallback ``NO_REPAIR_AFTER_FALLBACKS`` times in this consultation; on the final
+   turn, when no diagnosis can be derived, the repair is a short fresh context asking only for the diagnosis;
+3. if still unusable, or on a model error, the safe question (``fallbacks``);
+4. on the last turn the result is always a diagnosis, forced from the differential if the model gave none.
+
+What happened is recorded on the returned ``DoctorTurn`` (``degraded``, ``forced``, ``error``, ``parse_reason``)
+so transcripts and metrics can count it. ``asyncio.CancelledError`` is not caught: cancelling must still cancel.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -18,11 +27,15 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
 from agents.doctor.decision import DoctorDecision, decision_json_schema
-from agents.doctor.fallbacks import PriorDifferential, forced_diagnosis, safe_question
-from agents.doctor.messages import Exchange, build_messages, repair_messages
+from agents.doctor.fallbacks import PriorDifferential, count_fallbacks, forced_diagnosis, safe_question
+from agents.doctor.messages import Exchange, build_messages, final_repair_messages, repair_messages
 from agents.doctor.parsing import ParseResult, parse_decision, split_thinking
+from agents.doctor.review import review_problem
 
 logger = logging.getLogger(__name__)
+
+# Fallback turns already in the dialogue after which an unusable reply gets no repair call.
+NO_REPAIR_AFTER_FALLBACKS = 2
 
 
 @dataclass(frozen=True)
@@ -77,29 +90,77 @@ def _read_reply(message: Any) -> _Reply:
     )
 
 
+@dataclass
+class _Attempts:
+    """What the model calls of one turn produced (at most two: the turn and its repair)."""
+
+    replies: list[_Reply] = field(default_factory=list)
+    calls: int = 0
+    accepted: tuple[DoctorDecision, str] | None = None  # a decision fit to use, with the reply that gave it
+    parsed: tuple[DoctorDecision, str] | None = None  # the latest decision that parsed, fit or not
+    reasons: list[str] = field(default_factory=list)  # one per call: the parse reason or why it was not used
+    error: str | None = None
+
+    def judge(self, result: ParseResult, text: str, review: Callable[[DoctorDecision], str | None]) -> bool:
+        """Record one parsed reply; True when its decision is fit to use."""
+        if result.decision is None:
+            self.reasons.append(result.reason)
+            return False
+        self.parsed = (result.decision, text)
+        problem = review(result.decision)
+        if problem is not None:
+            self.reasons.append(f"unused: {problem}")
+            return False
+        self.accepted = self.parsed
+        self.reasons.append(result.reason)
+        return True
+
+
 def _rejects_generation_kwargs(exc: TypeError) -> bool:
     message = str(exc)
     return "unexpected keyword argument" in message and ("max_new_tokens" in message or "json_schema" in message)
 
 
+def _repair_plan(
+    objective: str, exchanges: Sequence[Exchange], messages: list[BaseMessage], max_turns: int, *, final: bool
+) -> Callable[[str, str], list[BaseMessage]] | None:
+    """How this turn repairs an unusable reply: a function (bad reply, reason) -> messages, or None for no repair."""
+    if final:
+        # The last chance of a real diagnosis: always tried, in a short context that small models can answer.
+        return lambda _bad, _reason: final_repair_messages(objective, exchanges, max_turns)
+    if count_fallbacks([ex.reply for ex in exchanges]) >= NO_REPAIR_AFTER_FALLBACKS:
+        # A model that has needed the fallback this often in this consultation rarely recovers on a repair (small
+        # models copy their last reply): save the call. Read from the dialogue, so a resumed run decides the same.
+        return None
+    # The unusable reply goes back with the reason; none of the repair enters the dialogue.
+    return partial(repair_messages, messages)
+
+
 class Doctor:
     """Interviews, orders tests and diagnoses, driven by ``model`` (a langchain-core chat model)."""
 
-    def __init__(self, model: BaseChatModel, *, max_new_tokens: int = 384) -> None:
+    def __init__(self, model: BaseChatModel, *, max_new_tokens: int = 384, schema_hint: bool = True) -> None:
+        """``max_new_tokens`` caps each call's reply. ``schema_hint`` passes the decision's JSON Schema with each
+        call (servers with constrained decoding enforce it); turn it off for a local backend that pastes the
+        schema into the prompt, which small models echo instead of answering (the system prompt shows the
+        format already).
+        """
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
         self.model = model
         self.max_new_tokens = max_new_tokens
+        self.schema_hint = schema_hint
         # Set once a model has refused our generation keyword arguments, so later calls skip the failing attempt.
         self._plain_calls = False
 
     async def _call(self, messages: list[BaseMessage]) -> _Reply:
         if self._plain_calls:
             return _read_reply(await self.model.ainvoke(messages))
+        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
+        if self.schema_hint:
+            kwargs["json_schema"] = decision_json_schema()
         try:
-            answer = await self.model.ainvoke(
-                messages, max_new_tokens=self.max_new_tokens, json_schema=decision_json_schema()
-            )
+            answer = await self.model.ainvoke(messages, **kwargs)
         except TypeError as exc:
             if not _rejects_generation_kwargs(exc):
                 raise
@@ -107,6 +168,31 @@ class Doctor:
             self._plain_calls = True
             answer = await self.model.ainvoke(messages)
         return _read_reply(answer)
+
+    async def _query(
+        self,
+        messages: list[BaseMessage],
+        judge: Callable[[DoctorDecision], str | None],
+        repair: Callable[[str, str], list[BaseMessage]] | None,
+    ) -> _Attempts:
+        """Call the model, and once more with ``repair(bad_reply, reason)``'s messages if the reply is unusable
+        (no second call when ``repair`` is None); never raises for the model."""
+        attempts = _Attempts()
+
+        async def attempt(call_messages: list[BaseMessage]) -> bool:
+            attempts.calls += 1
+            reply = await self._call(call_messages)
+            attempts.replies.append(reply)
+            return attempts.judge(parse_decision(reply.text), reply.text, judge)
+
+        try:
+            if not await attempt(messages) and repair is not None:
+                await attempt(repair(attempts.replies[-1].text, attempts.reasons[-1]))
+        except Exception as exc:  # noqa: BLE001 - any model failure degrades the turn; recorded, never hidden
+            attempts.error = f"{type(exc).__name__}: {exc}"
+            attempts.reasons.append("model error")
+            logger.warning("doctor model call failed: %s", attempts.error)
+        return attempts
 
     async def decide(
         self,
@@ -125,52 +211,47 @@ class Doctor:
         if turn < 1 or max_turns < 1:
             raise ValueError(f"turn ({turn}) and max_turns ({max_turns}) must be at least 1")
         started = perf_counter()
+        final = turn >= max_turns
         messages = build_messages(objective, exchanges, turn, max_turns)
-        replies: list[_Reply] = []
-        result = ParseResult(None, "no reply")
-        reply_text = ""
-        error: str | None = None
-        try:
-            replies.append(await self._call(messages))
-            result = parse_decision(replies[-1].text)
-            reply_text = replies[-1].text
-            if not result.ok:
-                first_reason = result.reason
-                replies.append(await self._call(repair_messages(messages, reply_text, first_reason)))
-                result = parse_decision(replies[-1].text)
-                result = ParseResult(
-                    result.decision, f"{result.reason} after repair (first reply: {first_reason})", result.method
-                )
-                if result.ok:
-                    reply_text = replies[-1].text
-        except Exception as exc:  # noqa: BLE001 - any model failure degrades the turn; it is recorded, not hidden
-            error = f"{type(exc).__name__}: {exc}"
-            logger.warning("doctor model call failed on turn %d: %s", turn, error)
-            result = ParseResult(None, "model error")
+        attempts = await self._query(
+            messages,
+            partial(
+                review_problem,
+                objective=objective,
+                exchanges=exchanges,
+                final=final,
+                prior_differential=prior_differential,
+            ),
+            _repair_plan(objective, exchanges, messages, max_turns, final=final),
+        )
 
-        degraded = result.decision is None
-        decision = result.decision
-        forced = False
-        if turn >= max_turns and (decision is None or decision.action != "diagnose"):
-            decision, forced = forced_diagnosis(decision, prior_differential), True
-        elif decision is None:
-            decision = safe_question(prior_differential)
+        # On the final turn a parsed reply that failed review still feeds the forced diagnosis.
+        chosen = attempts.accepted or (attempts.parsed if final else None)
+        degraded = chosen is None
+        if chosen is not None:
+            decision, reply_text = chosen
+        else:
+            decision = safe_question(prior_differential, [ex.reply for ex in exchanges])
+        forced = final and decision.action != "diagnose"
+        if forced:
+            decision = forced_diagnosis(None if degraded else decision, prior_differential)
         if degraded:
             # The synthesised decision is what the dialogue records, in the format the model is asked to use.
             reply_text = decision.model_dump_json()
 
-        thoughts = [r.thinking for r in replies if r.thinking]
+        replies = attempts.replies
+        reasons = attempts.reasons
         return DoctorTurn(
             decision=decision,
             reply=reply_text,
-            thinking="\n\n".join(thoughts) or None,
+            thinking="\n\n".join(r.thinking for r in replies if r.thinking) or None,
             input_tokens=sum(r.input_tokens for r in replies),
             output_tokens=sum(r.output_tokens for r in replies),
             seconds=perf_counter() - started,
-            calls=max(len(replies), 1 if error else 0),
+            calls=attempts.calls,
             model=next((r.model for r in reversed(replies) if r.model), None),
             degraded=degraded,
             forced=forced,
-            error=error,
-            parse_reason=result.reason,
+            error=attempts.error,
+            parse_reason=reasons[-1] if len(reasons) == 1 else f"{reasons[-1]} after repair (first: {reasons[0]})",
         )

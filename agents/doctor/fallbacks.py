@@ -12,37 +12,59 @@ from typing import Any
 
 from agents.doctor.decision import DifferentialEntry, DoctorDecision, normalise_differential
 from agents.doctor.parsing import degenerate_reason
-from agents.doctor.prompts import SAFE_QUESTION
+from agents.doctor.prompts import SAFE_QUESTION, SAFE_QUESTIONS
 
 NO_DIAGNOSIS = "No diagnosis reached"
+# Marks a synthesised decision in the dialogue, so later turns can see how often the model has failed.
+FALLBACK_RATIONALE = "Fallback: the model's reply could not be used."
 
 PriorDifferential = Sequence[DifferentialEntry | Mapping[str, Any]]
 
-# Question openers: a text that starts like this is a question to the patient, not a disease name.
-_QUESTION_START = re.compile(
+# Openers of a question ("Do you...", "Tell me...") or of narration ("The patient has...", "She reports..."): a
+# text that starts like this is not a disease name.
+_NOT_A_DIAGNOSIS_START = re.compile(
     r"^(do|does|did|are|is|was|were|have|has|had|can|could|would|will|when|what|where|which|who|how|why|any|tell|"
-    r"please|describe)\b",
+    r"please|describe|the|she|he|they|his|her|their|patient|this|it|i|my|we|there|you|your)\b",
     re.I,
 )
 
 
-def safe_question(prior_differential: PriorDifferential | None = None) -> DoctorDecision:
-    """The question asked when the model's reply is unusable: open, harmless, and useful on any case."""
+def safe_question(
+    prior_differential: PriorDifferential | None = None, earlier_replies: Sequence[str] = ()
+) -> DoctorDecision:
+    """The question asked when the model's reply is unusable: open, harmless, and useful on any case.
+
+    A model that keeps failing would otherwise ask the same question every turn; the first one of
+    ``SAFE_QUESTIONS`` not found in ``earlier_replies`` is asked instead (a standard history-taking order).
+    """
+    text = next((q for q in SAFE_QUESTIONS if not any(q in reply for reply in earlier_replies)), SAFE_QUESTION)
     return DoctorDecision(
         action="ask",
-        text=SAFE_QUESTION,
+        text=text,
         differential=normalise_differential(prior_differential),
-        rationale="Fallback: the model's reply could not be used.",
+        rationale=FALLBACK_RATIONALE,
     )
 
 
+def count_fallbacks(replies: Sequence[str]) -> int:
+    """How many of the dialogue's doctor replies were synthesised by ``safe_question`` (exact JSON match)."""
+    count = 0
+    for reply in replies:
+        try:
+            decision = DoctorDecision.model_validate_json(reply)
+        except ValueError:  # pydantic's ValidationError is a ValueError: a model-written reply
+            continue
+        count += decision.rationale == FALLBACK_RATIONALE
+    return count
+
+
 def looks_like_diagnosis(text: str) -> bool:
-    """A short statement rather than a question, a test order or a sentence of prose."""
+    """A short name rather than a question, a narration of the case or a sentence of prose."""
     text = text.strip()
     return (
         bool(text)
         and not text.endswith("?")
-        and not _QUESTION_START.match(text)
+        and not _NOT_A_DIAGNOSIS_START.match(text)
         and len(text.split()) <= 12
         and degenerate_reason(text) is None
     )
@@ -54,7 +76,7 @@ def forced_diagnosis(
     """Turn whatever the last turn produced into a diagnosis.
 
     Preference: the decision's own top differential item (the model's current belief), the last known differential,
-    the decision's text when it reads like a diagnosis, else ``NO_DIAGNOSIS``.
+    the decision's text when it reads like a diagnosis (not for a test order), else ``NO_DIAGNOSIS``.
     """
     prior = normalise_differential(prior_differential)
     differential = decision.differential if decision is not None and decision.differential else prior
@@ -62,7 +84,8 @@ def forced_diagnosis(
         text = decision.differential[0].diagnosis
     elif prior:
         text = prior[0].diagnosis
-    elif decision is not None and looks_like_diagnosis(decision.text):
+    elif decision is not None and decision.action != "test" and looks_like_diagnosis(decision.text):
+        # A test order's text names a test, never a disease; an "ask" whose text is a bare name often is one.
         text = decision.text
     else:
         text = NO_DIAGNOSIS

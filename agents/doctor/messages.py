@@ -15,7 +15,13 @@ from typing import Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from agents.doctor.prompts import final_turn_instruction, repair_prompt, system_prompt, turn_note
+from agents.doctor.prompts import (
+    final_repair_prompt,
+    final_turn_instruction,
+    repair_prompt,
+    system_prompt,
+    turn_note,
+)
 
 AnsweredBy = Literal["patient", "measurement", "clinician"]
 
@@ -44,7 +50,10 @@ def build_messages(objective: str, exchanges: Sequence[Exchange], turn: int, max
     notes = [turn_note(i + 1, max_turns) for i in range(len(exchanges))] + [turn_note(turn, max_turns)]
     messages: list[BaseMessage] = [SystemMessage(system_prompt(max_turns))]
     human = [f"{objective.strip()}\n\n{notes[0]}"]
-    human += [f"{answer_label(ex.answered_by)}: {ex.answer.strip()}\n\n{note}" for ex, note in zip(exchanges, notes[1:])]
+    human += [
+        f"{answer_label(ex.answered_by)}: {ex.answer.strip()}\n\n{note}"
+        for ex, note in zip(exchanges, notes[1:], strict=True)
+    ]
     for i, text in enumerate(human):
         if i > 0:
             messages.append(AIMessage(exchanges[i - 1].reply))
@@ -58,3 +67,19 @@ def repair_messages(messages: Sequence[BaseMessage], bad_reply: str, reason: str
     """The turn's messages plus the unusable reply and a request for the bare JSON; never stored in the dialogue."""
     # An empty assistant message trips some chat templates; a visible placeholder keeps the turn structure.
     return [*messages, AIMessage(bad_reply.strip() or "(empty reply)"), HumanMessage(repair_prompt(reason))]
+
+
+def final_repair_messages(objective: str, exchanges: Sequence[Exchange], max_turns: int) -> list[BaseMessage]:
+    """A short, fresh context for the final turn's repair: the objective and every answer, then "diagnose now".
+
+    Used only when the final reply yields no diagnosis at all. Small models at the end of a long dialogue copy
+    their earlier replies whatever the repair says; with the answers restated as facts and no replies to copy,
+    SmolLM2 names a disease in every case tried (0 of 4 with the dialogue). A plain sentence is asked for because
+    ``parse_decision`` reads "The most likely diagnosis is X" and small models write it reliably.
+    """
+    facts = "\n".join(f"- {answer_label(ex.answered_by)}: {ex.answer.strip()}" for ex in exchanges)
+    learned = f"\n\nWhat you learned:\n{facts}" if facts else ""
+    return [
+        SystemMessage(system_prompt(max_turns)),
+        HumanMessage(f"{objective.strip()}{learned}\n\n{final_repair_prompt()}"),
+    ]

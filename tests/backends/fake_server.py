@@ -70,8 +70,14 @@ class FakeOpenAIServer:
         return f"http://127.0.0.1:{self.port}/{scenario}-{test_id}/v1"
 
     @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, status: int, payload: Any, *, headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        payload: Any,
+        *,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         handler.send_response(status)
         handler.send_header("content-type", content_type)
@@ -103,8 +109,12 @@ class FakeOpenAIServer:
             except OSError:
                 pass  # the client gave up and closed the socket, as it should
         elif scenario == "html":
-            send(h, 200, "<html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1></body></html>",
-                 content_type="text/html")
+            send(
+                h,
+                200,
+                "<html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1></body></html>",
+                content_type="text/html",
+            )
         elif scenario == "nochoices":
             send(h, 200, {"object": "chat.completion", "choices": []})
         elif scenario == "noschema":

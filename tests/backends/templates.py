@@ -2,8 +2,11 @@
 
 `GEMMA3_TEMPLATE` restates the published Gemma 3 instruction template (system text prefixed to the first user
 turn, strict user/model alternation); the gemma3-270m GGUF is a base model and ships none.
+Lines are long because Jinja whitespace control makes breaking them change the rendered prompt.
 `STRICT_TEMPLATE` behaves like Gemma 2's: it raises on a system role and on two turns of the same role.
 """
+
+# ruff: noqa: E501
 
 GEMMA3_TEMPLATE = """{{ bos_token }}
 {%- if messages[0]['role'] == 'system' -%}

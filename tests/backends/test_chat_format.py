@@ -6,7 +6,6 @@ from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, System
 from agents.backends import UnsupportedInputError
 from agents.backends.chat_format import (
     TemplateQuirks,
-    add_schema_instruction,
     detect_quirks,
     ensure_user_first,
     fold_system,
@@ -91,13 +90,6 @@ def test_merge_and_user_first() -> None:
     assert ensure_user_first(merged)[0] == {"role": "user", "content": ""}
 
 
-def test_schema_instruction_goes_to_last_user_turn() -> None:
-    msgs = [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "q2"}]
-    out = add_schema_instruction(msgs, {"type": "object", "properties": {"dx": {"type": "string"}}})
-    assert out[0]["content"] == "q1"
-    assert out[2]["content"].startswith("q2\n\nReply with only a JSON object") and '"dx"' in out[2]["content"]
-
-
 def test_strict_template_is_detected_and_satisfied() -> None:
     tokenizer = _tiny_tokenizer(STRICT_TEMPLATE)
     quirks = detect_quirks(tokenizer, "llama")  # not gemma by name: found by probing the template
@@ -119,8 +111,10 @@ def test_permissive_template_is_left_alone() -> None:
     tokenizer = _tiny_tokenizer(template)
     quirks = detect_quirks(tokenizer, "llama")
     assert quirks == TemplateQuirks(fold_system=False, alternate=False)
-    assert format_prompt(tokenizer, [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
-                         quirks) == "[system]s[user]u"
+    assert (
+        format_prompt(tokenizer, [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}], quirks)
+        == "[system]s[user]u"
+    )
 
 
 def test_no_template_gives_plain_transcript() -> None:
@@ -141,13 +135,15 @@ def test_gemma_is_always_folded_even_if_template_accepts_system() -> None:
 @pytest.mark.slow
 def test_gemma3_tokenizer_prompt_folds_system(gemma_tokenizer) -> None:
     quirks = detect_quirks(gemma_tokenizer, "gemma3_text")
-    msgs = to_role_messages([
-        SystemMessage("SYSTEM INSTRUCTION: think silently if needed. You are a cardiologist."),
-        HumanMessage("I have chest pain."),
-        HumanMessage("It started an hour ago."),
-        AIMessage("Does it radiate?"),
-        HumanMessage("To my left arm."),
-    ])
+    msgs = to_role_messages(
+        [
+            SystemMessage("SYSTEM INSTRUCTION: think silently if needed. You are a cardiologist."),
+            HumanMessage("I have chest pain."),
+            HumanMessage("It started an hour ago."),
+            AIMessage("Does it radiate?"),
+            HumanMessage("To my left arm."),
+        ]
+    )
     prompt = format_prompt(gemma_tokenizer, msgs, quirks)
     assert prompt == (
         "<bos><start_of_turn>user\n"

@@ -22,8 +22,13 @@ def test_embedded_with_options() -> None:
     ("raw", "model", "device", "dtype", "quant"),
     [
         ("hf:google/medgemma-27b-text-it", "google/medgemma-27b-text-it", "auto", "auto", None),
-        ("hf:google/medgemma-27b-text-it?device=cuda&dtype=bfloat16&quant=4bit",
-         "google/medgemma-27b-text-it", "cuda", "bfloat16", "4bit"),
+        (
+            "hf:google/medgemma-27b-text-it?device=cuda&dtype=bfloat16&quant=4bit",
+            "google/medgemma-27b-text-it",
+            "cuda",
+            "bfloat16",
+            "4bit",
+        ),
         ("hf:/models/my model?device=cpu&dtype=float32", "/models/my model", "cpu", "float32", None),
         ("hf:./ckpt?dtype=auto", "./ckpt", "auto", "auto", None),
     ],
@@ -37,11 +42,17 @@ def test_hf_specs(raw: str, model: str, device: str, dtype: str, quant: str | No
 @pytest.mark.parametrize(
     ("raw", "model", "url"),
     [
-        ("openai:google/medgemma-27b-text-it@http://gpu-box:8000/v1", "google/medgemma-27b-text-it",
-         "http://gpu-box:8000/v1"),
+        (
+            "openai:google/medgemma-27b-text-it@http://gpu-box:8000/v1",
+            "google/medgemma-27b-text-it",
+            "http://gpu-box:8000/v1",
+        ),
         ("openai:medgemma:27b@http://localhost:11434/v1/", "medgemma:27b", "http://localhost:11434/v1"),
-        ("openai:hf.co/unsloth/medgemma-27b-text-it-GGUF:Q4_K_M@https://llm.example.org/api/v1",
-         "hf.co/unsloth/medgemma-27b-text-it-GGUF:Q4_K_M", "https://llm.example.org/api/v1"),
+        (
+            "openai:hf.co/unsloth/medgemma-27b-text-it-GGUF:Q4_K_M@https://llm.example.org/api/v1",
+            "hf.co/unsloth/medgemma-27b-text-it-GGUF:Q4_K_M",
+            "https://llm.example.org/api/v1",
+        ),
         ("openai:m@http://user:pw@proxy:8080/v1", "m", "http://user:pw@proxy:8080/v1"),
     ],
 )
@@ -91,7 +102,11 @@ def test_build_picks_backend_without_loading_anything() -> None:
     remote = build_chat_model("openai:m@http://127.0.0.1:9/v1", timeout_s=5, max_retries=1, api_key="sk-abc")
     assert isinstance(remote, OpenAICompatChatModel)
     assert (remote.model_name, remote.base_url, remote.timeout_s, remote.max_retries) == (
-        "m", "http://127.0.0.1:9/v1", 5, 1)
+        "m",
+        "http://127.0.0.1:9/v1",
+        5,
+        1,
+    )
     assert "sk-abc" not in repr(remote) and "sk-abc" not in str(remote.model_dump())
 
 

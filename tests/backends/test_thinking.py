@@ -8,8 +8,11 @@ CORPUS = [
     # (raw completion, answer, thinking)
     ("Order an ECG.", "Order an ECG.", None),
     ("", "", None),
-    ("<unused94>thought\nChest pain, diaphoresis: rule out ACS.<unused95>Order an ECG.",
-     "Order an ECG.", "Chest pain, diaphoresis: rule out ACS."),
+    (
+        "<unused94>thought\nChest pain, diaphoresis: rule out ACS.<unused95>Order an ECG.",
+        "Order an ECG.",
+        "Chest pain, diaphoresis: rule out ACS.",
+    ),
     ("<unused94>thought\nStep 1.\nStep 2.<unused95>\n\nFinal: troponin.\n", "Final: troponin.", "Step 1.\nStep 2."),
     # generation ran out while thinking: everything is thinking, no answer
     ("<unused94>thought\nThe differential includes", "", "The differential includes"),

@@ -48,6 +48,13 @@ def test_parse_verdict(text, expected):
         ("Myasthenia gravis", "Not myasthenia gravis; Lambert-Eaton syndrome", False),
         ("Myasthenia gravis", "Myasthenia gravis or Lambert-Eaton syndrome", False),
         ("Pneumonia without effusion", "Pneumonia without effusion", True),
+        ("Subarachnoid hemorrhage", "Subarachnoid haemorrhage", True),
+        ("Subarachnoid hemorrhage", "SAH", True),
+        ("Diabetic ketoacidosis", "DKA, severe", True),
+        ("Community-acquired pneumonia", "Right lower lobe CAP", True),
+        ("Coeliac disease", "Celiac disease", True),
+        ("STEMI", "NSTEMI", False),
+        ("Acute inferior myocardial infarction", "Inferior STEMI", False),  # left to the model
     ],
 )
 def test_exact_match(correct, proposed, expected):

@@ -98,3 +98,7 @@ def test_clean_result():
     assert clean_result("Results: normal readings.") == "NORMAL READINGS"
     assert clean_result("RESULTS: WBC 9\nDoctor: thanks") == "WBC 9"
     assert clean_result("  ") is None
+    assert clean_result("Test: Coronary angiogram") is None
+    # What the embedded 135M model actually wrote: an echo, then an essay about the procedure.
+    essay = "RESULTS: Test: Coronary angiogram\n\nThe test is a procedure.\n\nIt uses a catheter."
+    assert clean_result(essay) == "The test is a procedure."

@@ -1,0 +1,71 @@
+"""Checks a parsed decision against the dialogue before it is used: a well-formed reply can still be useless.
+
+Small models copy: they repeat their previous reply verbatim, or echo the patient's last answer back as their
+"question". Both parse fine and both stall a consultation until the turn budget forces a diagnosis, so they get the
+same treatment as an unparseable reply (one repair call, then the safe fallback). On the final turn the only thing
+that matters is that a diagnosis can be given. Pure functions of their arguments.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from agents.doctor.decision import DoctorDecision, is_placeholder
+from agents.doctor.fallbacks import NO_DIAGNOSIS, PriorDifferential, forced_diagnosis
+from agents.doctor.messages import Exchange
+from agents.doctor.parsing import parse_decision
+
+# Shorter texts ("No.", "Yes") legitimately recur inside answers; copying needs a sentence's worth of text.
+_MIN_COPY_CHARS = 24
+# An "ask" without a question mark that opens like a description ("The patient has...", "She reports...") is the
+# model narrating the case ("You are a designer."), not asking; imperatives ("Please describe...") do not match.
+_NARRATION = re.compile(r"^(?:the|she|he|they|his|her|their|patient|this|it|i|my|we|there|you|your)\b", re.I)
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.casefold())).strip()
+
+
+def earlier_actions(exchanges: Sequence[Exchange]) -> list[tuple[str, str]]:
+    """(action, normalised text) of each earlier reply that parses."""
+    found: list[tuple[str, str]] = []
+    for exchange in exchanges:
+        decision = parse_decision(exchange.reply).decision
+        if decision is not None:
+            found.append((decision.action, _norm(decision.text)))
+    return found
+
+
+def review_problem(
+    decision: DoctorDecision,
+    objective: str,
+    exchanges: Sequence[Exchange],
+    *,
+    final: bool,
+    prior_differential: PriorDifferential | None = None,
+) -> str | None:
+    """Why ``decision`` should not be used this turn (a short reason the repair prompt can quote), or None."""
+    if final:
+        if decision.action != "diagnose" and forced_diagnosis(decision, prior_differential).text == NO_DIAGNOSIS:
+            return "it gave no diagnosis on the final turn"
+        return None
+    if is_placeholder(decision.text):
+        return "it copies a placeholder from the example instead of writing its own"
+    text = _norm(decision.text)
+    if decision.action == "diagnose":
+        # Every word already in the objective ("Gait and limb ataxia"): the presenting complaint, not a disease.
+        # Only the objective is checked: test results may legitimately name the disease.
+        words = text.split()
+        if len(words) >= 2 and set(words) <= set(_norm(objective).split()):
+            return "it names the presenting symptoms, not a disease"
+        return None
+    if (decision.action, text) in earlier_actions(exchanges):
+        verb = "asked that question" if decision.action == "ask" else "ordered that test"
+        return f"you already {verb}; ask or order something new, or diagnose"
+    sources = [objective, *(ex.answer for ex in exchanges)]
+    if decision.action == "ask" and len(text) >= _MIN_COPY_CHARS and any(text in _norm(s) for s in sources):
+        return "it repeats the patient's words instead of asking a question"
+    if decision.action == "ask" and "?" not in decision.text and _NARRATION.match(decision.text.strip()):
+        return "it describes the patient instead of asking a question"
+    return None
