@@ -1,1 +1,2 @@
-"""Placeholder; public names are listed as modules land."""
+"""The command line (``clinicflow``), settings and wiring. The only package that reads the environment;
+nothing imports it."""

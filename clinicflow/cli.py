@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -54,8 +53,6 @@ def _print_entry(entry: dict[str, Any]) -> None:
 async def _ask_person(request: dict[str, Any]) -> str:
     console.print(f"[bold yellow]The doctor {'asks' if request['action'] == 'ask' else 'orders'}:[/] "
                   f"{escape(request['text'])}")
-    if not sys.stdin.isatty() and sys.stdin.closed:
-        raise EOFError
     return await asyncio.to_thread(Prompt.ask, f"[yellow]{request['prompt']}[/]", console=console)
 
 
@@ -102,7 +99,7 @@ def consult(
     """Run one consultation: a model doctor interviews a simulated (or real) patient and commits to a diagnosis."""
     from clinicflow import wiring
     from graphs.checkpointers import open_checkpointer
-    from simulations.session import METADATA_KEY, ConsultationPaused, run_consultation
+    from simulations.session import ConsultationPaused, run_consultation, saved_origin
     from simulations.transcript import write_transcript
 
     overrides: dict[str, Any] = {
@@ -121,10 +118,8 @@ def consult(
     async def main() -> None:
         async with open_checkpointer(db) as saver:
             thread_id = resume
-            saved: dict[str, Any] = {}
             if resume:
-                async for tup in saver.alist({"configurable": {"thread_id": resume}}):
-                    saved = tup.metadata.get(METADATA_KEY) or saved
+                saved = await saved_origin(saver, resume)
                 if not saved:
                     _fail(f"no consultation {resume!r} in {db}")
                 case_ref = saved["case_ref"]
@@ -160,7 +155,7 @@ def consult(
             except (ConsultationPaused, EOFError, KeyboardInterrupt, asyncio.CancelledError):
                 err.print(f"[yellow]Paused. Continue with:[/] clinicflow consult --resume {thread_id}"
                           + (f" --checkpoint-db {db}" if checkpoint_db else ""))
-                raise typer.Exit(3)
+                raise typer.Exit(3) from None
             out_dir = out or Path("runs") / thread_id
             write_transcript(out_dir, transcript)
             _summary(transcript, out_dir)
@@ -169,7 +164,7 @@ def consult(
         asyncio.run(main())
     except KeyboardInterrupt:
         err.print("[yellow]Interrupted; every finished step is checkpointed. Rerun with --resume THREAD.[/]")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except typer.Exit:
         raise
     except Exception as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
@@ -88,7 +87,6 @@ def consultation_setup(
     models: dict[str, BaseChatModel],
     *,
     interactive: bool,
-    extra: dict[str, Any] | None = None,
 ) -> ConsultationSetup:
     return ConsultationSetup(
         case=case,
@@ -99,5 +97,4 @@ def consultation_setup(
         interactive=interactive,
         doctor_max_new_tokens=doctor_max_new_tokens(settings, specs["reasoning"]),
         case_ref=case_ref,
-        extra_metadata=extra or {},
     )

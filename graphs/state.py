@@ -8,7 +8,7 @@ whose prefix never changes, so serving engines can reuse their prompt cache.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 Action = Literal["ask", "test", "diagnose"]
 Speaker = Literal["doctor", "patient", "measurement", "clinician"]
@@ -68,6 +68,9 @@ class ConsultationInput(TypedDict):
     case_id: str
     objective: str
     max_turns: int
+    # What started this consultation (case reference, model specs, rules), kept so that `--resume` can rebuild the
+    # same environment in a new process. Opaque to the graph; never holds secrets.
+    origin: NotRequired[dict[str, Any]]
 
 
 class ConsultationState(ConsultationInput, total=False):

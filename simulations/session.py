@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -31,8 +31,6 @@ from simulations.measurement import MeasurementActor
 from simulations.patient import PatientActor
 from simulations.transcript import TRANSCRIPT_VERSION, totals_of
 
-# Checkpoint metadata key under which a consultation records how to rebuild itself on resume.
-METADATA_KEY = "clinicflow"
 
 EntryCallback = Callable[[DialogueEntry], None]
 PersonCallback = Callable[[InteractiveRequest], Awaitable[str]]
@@ -59,7 +57,6 @@ class ConsultationSetup:
     interactive: bool = False
     doctor_max_new_tokens: int = 384
     case_ref: str = ""
-    extra_metadata: dict[str, Any] = field(default_factory=dict)
 
     def environment(self) -> Environment:
         if self.interactive:
@@ -68,14 +65,13 @@ class ConsultationSetup:
         measurement = MeasurementActor(self.models["measurement"], self.case, mode=self.measurement_mode)
         return SimulatedClinic(self.case, patient, measurement)
 
-    def metadata(self) -> dict[str, Any]:
+    def origin(self) -> dict[str, Any]:
         return {
             "case_ref": self.case_ref or self.case.id,
             "interactive": self.interactive,
             "max_turns": self.max_turns,
             "measurement_mode": self.measurement_mode,
             "specs": dict(self.specs),
-            **self.extra_metadata,
         }
 
 
@@ -84,6 +80,14 @@ def _package_version() -> str:
         return version("clinicflow")
     except PackageNotFoundError:
         return "unknown"
+
+
+async def saved_origin(checkpointer: BaseCheckpointSaver, thread_id: str) -> dict[str, Any] | None:
+    """What started consultation ``thread_id`` (see ``ConsultationSetup.origin``), or None if it is unknown."""
+    saved = await checkpointer.aget_tuple({"configurable": {"thread_id": thread_id}})
+    if saved is None:
+        return None
+    return saved.checkpoint["channel_values"].get("origin")
 
 
 async def run_consultation(
@@ -103,7 +107,6 @@ async def run_consultation(
     config: dict[str, Any] = {
         "configurable": {"thread_id": thread_id},
         "recursion_limit": recursion_limit_for(setup.max_turns),
-        "metadata": {METADATA_KEY: setup.metadata()},
     }
 
     graph_input: Any = None
@@ -115,7 +118,12 @@ async def run_consultation(
             if on_entry:
                 on_entry(entry)
     else:
-        graph_input = {"case_id": setup.case.id, "objective": environment.opening(), "max_turns": setup.max_turns}
+        graph_input = {
+            "case_id": setup.case.id,
+            "objective": environment.opening(),
+            "max_turns": setup.max_turns,
+            "origin": setup.origin(),
+        }
 
     # Streaming None continues from the last checkpoint: a crashed run picks up its next step, and a paused one
     # re-enters the waiting node, which asks again (the interactive environment does nothing before it asks).

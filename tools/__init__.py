@@ -1,1 +1,3 @@
-"""Placeholder; public names are listed as modules land."""
+"""FHIR R4 client, record summaries and the LangChain tools the graph calls (issue 3; nothing here yet)."""
+
+__all__: list[str] = []

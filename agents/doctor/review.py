@@ -8,6 +8,7 @@ that matters is that a diagnosis can be given. Pure functions of their arguments
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -27,14 +28,16 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.casefold())).strip()
 
 
+@functools.lru_cache(maxsize=4096)
+def _action_of(reply: str) -> tuple[str, str] | None:
+    # Every turn reviews against all earlier replies; remembering each reply's parse keeps a turn O(1) in them.
+    decision = parse_decision(reply).decision
+    return None if decision is None else (decision.action, _norm(decision.text))
+
+
 def earlier_actions(exchanges: Sequence[Exchange]) -> list[tuple[str, str]]:
     """(action, normalised text) of each earlier reply that parses."""
-    found: list[tuple[str, str]] = []
-    for exchange in exchanges:
-        decision = parse_decision(exchange.reply).decision
-        if decision is not None:
-            found.append((decision.action, _norm(decision.text)))
-    return found
+    return [found for exchange in exchanges if (found := _action_of(exchange.reply)) is not None]
 
 
 def review_problem(

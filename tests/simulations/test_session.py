@@ -10,7 +10,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from graphs.checkpointers import open_checkpointer
 from simulations.cases import get_demo_case
-from simulations.session import ConsultationSetup, run_consultation
+from simulations.session import ConsultationSetup, run_consultation, saved_origin
 from simulations.transcript import write_transcript
 
 
@@ -75,6 +75,9 @@ async def test_a_consultation_cut_off_mid_run_resumes_without_repeating_a_turn(t
             await run_consultation(_setup(replies), checkpointer=saver, thread_id="t-2", on_entry=crash_after_three)
     # A new process would rebuild everything; the doctor's script continues where the checkpoint stopped.
     async with open_checkpointer(db) as saver:
+        origin = await saved_origin(saver, "t-2")
+        assert origin is not None and origin["case_ref"] == "demo:chest-pain" and origin["max_turns"] == 6
+        assert await saved_origin(saver, "no-such-thread") is None
         transcript = await run_consultation(_setup(replies[2:]), checkpointer=saver, thread_id="t-2", resume=True)
     doctor_turns = [e for e in transcript["dialogue"] if e["role"] == "doctor"]
     assert [e["turn"] for e in doctor_turns] == [1, 2, 3, 4]
