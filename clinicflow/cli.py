@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.prompt import Prompt
 from rich.table import Table
 
+from clinicflow.errors import user_facing
 from clinicflow.settings import ROLES, Settings
 
 app = typer.Typer(
@@ -147,15 +148,24 @@ def consult(
                   f"{'interactive' if is_interactive else 'measurement ' + settings.measurement_mode}[/]",
                 title="clinicflow consult", expand=False,
             ))
+            resume_hint = f"clinicflow consult --resume {thread_id}" + (
+                f" --checkpoint-db {db}" if checkpoint_db else "")
             try:
                 transcript = await run_consultation(
                     setup, checkpointer=saver, thread_id=thread_id, resume=bool(resume),
                     on_entry=_print_entry, ask_person=_ask_person if is_interactive else None,
                 )
             except (ConsultationPaused, EOFError, KeyboardInterrupt, asyncio.CancelledError):
-                err.print(f"[yellow]Paused. Continue with:[/] clinicflow consult --resume {thread_id}"
-                          + (f" --checkpoint-db {db}" if checkpoint_db else ""))
+                err.print(f"[yellow]Paused. Continue with:[/] {resume_hint}")
                 raise typer.Exit(3) from None
+            except Exception as exc:
+                message = user_facing(exc)
+                if message is None:
+                    raise
+                # Every finished step is checkpointed: after fixing the cause, the consultation goes on from there.
+                err.print(f"[bold red]error:[/] {escape(message)}\n[yellow]Finished turns are kept. "
+                          f"Continue with:[/] {resume_hint}")
+                raise typer.Exit(1) from None
             out_dir = out or Path("runs") / thread_id
             write_transcript(out_dir, transcript)
             _summary(transcript, out_dir)
@@ -168,8 +178,6 @@ def consult(
     except typer.Exit:
         raise
     except Exception as exc:
-        from clinicflow.errors import user_facing
-
         message = user_facing(exc)
         if message is None:
             raise

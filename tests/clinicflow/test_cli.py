@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,10 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 
-def clinicflow(*args: str, cache_dir: Path | None = None, timeout: int = 60, stdin: str | None = None
-               ) -> subprocess.CompletedProcess[str]:
+def clinicflow(*args: str, cache_dir: Path | None = None, timeout: int = 60, stdin: str | None = None,
+               extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLINICFLOW_")}
+    env.update(extra_env or {})
     env["COLUMNS"] = "200"
     if cache_dir is not None:
         env["CLINICFLOW_CACHE_DIR"] = str(cache_dir)
@@ -100,3 +102,31 @@ def test_interactive_consult_pauses_and_resumes_from_sqlite(tmp_path: Path, mode
     assert transcript["environment"] == "interactive"
     assert transcript["dialogue"][1]["text"] == "Sharp pain in my left flank."
     assert transcript["outcome"]["final_diagnosis"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_unreachable_model_stops_cleanly_and_the_consultation_resumes(tmp_path: Path, model_cache_dir: Path) -> None:
+    db = tmp_path / "ck.sqlite"
+    dead = f"openai:patient-model@http://127.0.0.1:{_closed_port()}/v1"
+    first = clinicflow("consult", "--case", "demo:chest-pain", "--max-turns", "2", "--patient", dead,
+                       "--checkpoint-db", str(db), cache_dir=model_cache_dir.parent, timeout=600,
+                       extra_env={"CLINICFLOW_MAX_RETRIES": "0"})
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "127.0.0.1" in first.stderr and "Traceback" not in first.stderr
+    thread = first.stderr.split("--resume", 1)[1].split()[0]
+    doctor_turn_1 = [line for line in first.stdout.splitlines() if "Doctor" in line]
+    assert len(doctor_turn_1) == 1
+
+    # The same consultation, now with a patient that answers: turn 1 is not asked again.
+    second = clinicflow("consult", "--resume", thread, "--patient", "embedded", "--checkpoint-db", str(db),
+                        "--out", str(tmp_path / "o"), cache_dir=model_cache_dir.parent, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    transcript = json.loads((tmp_path / "o" / "transcript.json").read_text())
+    assert transcript["models"]["patient"] == "embedded"
+    assert [e["turn"] for e in transcript["dialogue"] if e["role"] == "doctor"] == [1, 2]
