@@ -15,7 +15,7 @@ from typing import Any, Literal
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Checkpointer
 
-from agents.doctor import DifferentialEntry, Doctor, Exchange
+from agents.doctor import Doctor, Exchange
 from graphs.environment import Environment
 from graphs.state import (
     ConsultationInput,
@@ -25,7 +25,8 @@ from graphs.state import (
     DifferentialItem,
 )
 
-# Steps per turn: the doctor node and the environment node; plus intake, finalize and a margin.
+# Steps per turn: the doctor node and the environment node. A whole budget takes 2 * max_turns + 2 (intake and
+# finalize, less the last turn's environment step, plus the step LangGraph counts on entry); 2 more are spare.
 _STEPS_PER_TURN = 2
 _FIXED_STEPS = 4
 
@@ -72,15 +73,12 @@ def build_consultation_graph(
     async def decide(state: ConsultationState) -> dict[str, Any]:
         turn = state["turn"] + 1
         differentials = state.get("differentials") or []
-        prior = (
-            [DifferentialEntry(**item) for item in differentials[-1]["items"]] if differentials else None
-        )
         outcome = await doctor.decide(
             state["objective"],
             exchanges_from(state.get("dialogue") or []),
             turn,
             state["max_turns"],
-            prior_differential=prior,
+            prior_differential=differentials[-1]["items"] if differentials else None,
         )
         decision = outcome.decision
         entry: DialogueEntry = {

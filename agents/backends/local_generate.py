@@ -50,6 +50,9 @@ class JsonObjectStop(StoppingCriteria):
     def __call__(self, input_ids: torch.LongTensor, scores: object = None, **kwargs: object) -> torch.BoolTensor:
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         for row in range(input_ids.shape[0]):
+            # Only a token that carries a "}" can close the object: the whole reply is decoded just then.
+            if "}" not in self.tokenizer.decode(input_ids[row, -1:].tolist(), skip_special_tokens=False):
+                continue
             text = self.tokenizer.decode(input_ids[row, self.prompt_length :].tolist(), skip_special_tokens=False)
             done[row] = json_object_end(text) is not None
         return done

@@ -31,16 +31,23 @@ async def test_doctor_that_never_diagnoses_still_ends_with_a_diagnosis(max_turns
     assert len(env.calls) == max_turns - 1
 
 
-async def test_recursion_limit_is_what_the_budget_needs() -> None:
-    # One step fewer than recursion_limit_for must fail: the limit is derived, not padded at random.
+@pytest.mark.parametrize("max_turns", [1, 5, 20])
+async def test_recursion_limit_is_derived_from_the_budget(max_turns: int) -> None:
+    # A doctor that never diagnoses uses the whole budget: 2 * max_turns + 2 is the least limit that lets it
+    # finish, and the derived limit keeps a margin of exactly 2 above it (not a number picked at random).
     from langgraph.errors import GraphRecursionError
 
-    env = TableEnvironment()
-    graph = build_consultation_graph(Doctor(doctor_model(decision("ask", "More?"))), env, checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "t2"}, "recursion_limit": 2 * 5}
+    async def finish(limit: int) -> dict:
+        graph = build_consultation_graph(Doctor(doctor_model(decision("ask", "More?"))), TableEnvironment(),
+                                         checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "t"}, "recursion_limit": limit}
+        return await graph.ainvoke({"case_id": "c", "objective": "o", "max_turns": max_turns}, config)
+
+    least = 2 * max_turns + 2
+    assert recursion_limit_for(max_turns) == least + 2
+    assert (await finish(least))["turn"] == max_turns
     with pytest.raises(GraphRecursionError):
-        await graph.ainvoke({"case_id": "c", "objective": "o", "max_turns": 5}, config)
-    assert recursion_limit_for(20) > 25
+        await finish(least - 1)
 
 
 async def test_doctor_diagnosis_ends_early_and_records_tests() -> None:
