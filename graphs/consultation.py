@@ -1,10 +1,15 @@
-"""The consultation graph: intake -> doctor decides -> environment answers -> ... -> finalize.
+"""The consultation graph: intake -> doctor decides -> environment or record answers -> ... -> finalize.
 
 ```
 intake -> doctor --ask/test--> environment -> doctor ... --diagnose--> finalize -> END
+                 --record----> record ------> doctor
 ```
 The doctor node asks one structured decision per turn; the last turn of the budget always ends in a diagnosis, so
 a consultation cannot run out of turns without one. The recursion limit is derived from the turn budget.
+
+With a ``RecordLookup`` (a patient with a health record), intake loads the record summary into the doctor's
+context and the doctor may look things up (``record``); lookups answer with citations, and a failing record is
+reported to the doctor as text, never a crash.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from typing import Any, Literal
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Checkpointer
 
+import logging
+
 from agents.doctor import Doctor, Exchange
 from graphs.environment import Environment
+from graphs.record_lookup import RecordLookup
 from graphs.state import (
     ConsultationInput,
     ConsultationOutput,
@@ -29,6 +37,9 @@ from graphs.state import (
 # finalize, less the last turn's environment step, plus the step LangGraph counts on entry); 2 more are spare.
 _STEPS_PER_TURN = 2
 _FIXED_STEPS = 4
+
+logger = logging.getLogger(__name__)
+NO_RECORD = "No health record is available for this patient."
 
 
 def recursion_limit_for(max_turns: int) -> int:
@@ -49,13 +60,15 @@ def exchanges_from(dialogue: Sequence[DialogueEntry]) -> list[Exchange]:
     return exchanges
 
 
-def route_after_doctor(state: ConsultationState) -> Literal["environment", "finalize"]:
+def route_after_doctor(state: ConsultationState) -> Literal["environment", "record", "finalize"]:
     """Where the doctor's decision goes next; a state with neither a diagnosis nor an action is a bug."""
     if state.get("final_diagnosis") is not None:
         return "finalize"
     pending = state.get("pending")
     if pending is not None and pending["action"] in ("ask", "test"):
         return "environment"
+    if pending is not None and pending["action"] == "record":
+        return "record"
     raise RuntimeError(f"doctor node left no action and no diagnosis at turn {state.get('turn')}")
 
 
@@ -63,12 +76,29 @@ def build_consultation_graph(
     doctor: Doctor,
     environment: Environment,
     *,
+    record: RecordLookup | None = None,
     checkpointer: Checkpointer = None,
 ) -> Any:
-    """Compile the consultation graph over a doctor and an environment (nothing is built at import time)."""
+    """Compile the consultation graph over a doctor and an environment (nothing is built at import time).
+
+    ``record`` is the patient's health record when the case names one; without it the doctor has no chart."""
 
     async def intake(state: ConsultationState) -> dict[str, Any]:
-        return {"turn": 0, "pending": None, "final_diagnosis": None, "ended_by": None}
+        update: dict[str, Any] = {
+            "turn": 0, "pending": None, "final_diagnosis": None, "ended_by": None, "record_summary": None,
+        }
+        if record is None:
+            return update
+        try:
+            summary = await record.summary()
+        except Exception as exc:  # noqa: BLE001 - an unreachable record must not end the consultation; recorded
+            logger.warning("health record %s unavailable: %s", record.patient, exc)
+            update["findings"] = [{"turn": 0, "source": "record", "refs": [],
+                                   "text": f"Health record {record.patient} unavailable: {exc}"}]
+            return update
+        update["record_summary"] = summary.text
+        update["findings"] = [{"turn": 0, "source": "record", "refs": list(summary.sources), "text": summary.text}]
+        return update
 
     async def decide(state: ConsultationState) -> dict[str, Any]:
         turn = state["turn"] + 1
@@ -79,6 +109,7 @@ def build_consultation_graph(
             turn,
             state["max_turns"],
             prior_differential=differentials[-1]["items"] if differentials else None,
+            record=state.get("record_summary"),
         )
         decision = outcome.decision
         entry: DialogueEntry = {
@@ -135,6 +166,30 @@ def build_consultation_graph(
             update["tests_ordered"] = [{"turn": turn, "name": pending["text"], "available": observation.available}]
         return update
 
+    async def look_up(state: ConsultationState) -> dict[str, Any]:
+        pending = state["pending"]
+        if pending is None:
+            raise RuntimeError("record node reached with no pending lookup")
+        turn = state["turn"]
+        entry: DialogueEntry = {"turn": turn, "role": "record", "text": NO_RECORD, "action": None}
+        refs: list[str] = []
+        if record is not None:
+            try:
+                reply = await record.ask(pending["text"])
+            except Exception as exc:  # noqa: BLE001 - the doctor can rephrase or move on; the error is recorded
+                logger.warning("record lookup failed: %s", exc)
+                entry["text"] = f"The record lookup failed: {exc}"
+            else:
+                refs = list(reply.sources)
+                entry.update(text=reply.text, model=reply.model, input_tokens=reply.input_tokens,
+                             output_tokens=reply.output_tokens, seconds=reply.seconds, calls=reply.calls,
+                             degraded=reply.degraded)
+        return {
+            "pending": None,
+            "dialogue": [entry],
+            "findings": [{"turn": turn, "source": "record", "refs": refs, "text": entry["text"]}],
+        }
+
     async def finalize(state: ConsultationState) -> dict[str, Any]:
         # The doctor node always sets a diagnosis before routing here; this guards hand-edited checkpoints.
         if not state.get("final_diagnosis"):
@@ -145,11 +200,13 @@ def build_consultation_graph(
     builder.add_node("intake", intake)
     builder.add_node("doctor", decide)
     builder.add_node("environment", answer)
+    builder.add_node("record", look_up)
     builder.add_node("finalize", finalize)
     builder.add_edge(START, "intake")
     builder.add_edge("intake", "doctor")
-    builder.add_conditional_edges("doctor", route_after_doctor, ["environment", "finalize"])
+    builder.add_conditional_edges("doctor", route_after_doctor, ["environment", "record", "finalize"])
     builder.add_edge("environment", "doctor")
+    builder.add_edge("record", "doctor")
     builder.add_edge("finalize", END)
     return builder.compile(checkpointer=checkpointer, name="consultation")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
-Action = Literal["ask", "test", "diagnose"]
-Speaker = Literal["doctor", "patient", "measurement", "clinician"]
+Action = Literal["ask", "test", "record", "diagnose"]
+Speaker = Literal["doctor", "patient", "measurement", "clinician", "record"]
 
 
 class DialogueEntry(TypedDict):
@@ -34,11 +34,13 @@ class DialogueEntry(TypedDict):
 
 
 class Finding(TypedDict):
-    """A fact the doctor learned, tagged with where it came from (``patient``, ``test:<name>``, ``clinician``)."""
+    """A fact the doctor learned, tagged with where it came from (``patient``, ``test:<name>``, ``clinician``,
+    ``record``); record findings list the FHIR resources behind them (``Type/id/_history/v``) in ``refs``."""
 
     turn: int
     source: str
     text: str
+    refs: NotRequired[list[str]]
 
 
 class DifferentialItem(TypedDict):
@@ -83,6 +85,8 @@ class ConsultationState(ConsultationInput, total=False):
     final_diagnosis: str | None
     # "doctor" when the doctor chose to diagnose, "turn_budget" when the last turn forced it.
     ended_by: Literal["doctor", "turn_budget"] | None
+    # The health-record summary loaded at intake (cited lines, a bounded number of tokens), or None without one.
+    record_summary: str | None
 
 
 class ConsultationOutput(TypedDict, total=False):
@@ -94,3 +98,4 @@ class ConsultationOutput(TypedDict, total=False):
     turn: int
     final_diagnosis: str | None
     ended_by: Literal["doctor", "turn_budget"] | None
+    record_summary: str | None

@@ -14,6 +14,7 @@ Errors::
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import as_file, files
@@ -77,6 +78,9 @@ class Case(BaseModel):
     image_url: str | None = None
     image_types: list[str] = []
     slug: str | None = None
+    # The patient's id on a FHIR server when the case has a health record (``fhir_patient_id`` in the file); the
+    # demo cases' records come from ``simulations.demo_records`` and ``clinicflow fhir serve``.
+    patient_id: str | None = None
     raw: dict[str, Any]
 
 
@@ -227,6 +231,7 @@ def _parse_medqa(record: dict[str, Any], *, dataset: str, index: int) -> Case:
         findings=findings,
         correct_diagnosis=diagnosis,
         slug=slug,
+        patient_id=_patient_id_of(record),
         raw=record,
     )
 
@@ -264,6 +269,7 @@ def _parse_nejm(record: dict[str, Any], *, dataset: str, index: int) -> Case:
         image_url=image_url or None,
         image_types=image_types,
         slug=slug,
+        patient_id=_patient_id_of(record),
         raw=record,
     )
 
@@ -318,6 +324,16 @@ def _as_section(value: Any, field_name: str) -> dict[str, Any]:
     if isinstance(value, str | list):
         return {"Findings": value} if value else {}
     raise _FieldError(field_name, f"expected an object, got {_kind(value)}")
+
+
+def _patient_id_of(record: dict[str, Any]) -> str | None:
+    value = record.get("fhir_patient_id")
+    if value is None:
+        return None
+    # A FHIR id: 1-64 of [A-Za-z0-9-.]; anything else could not name a resource and may be an injection attempt.
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", value):
+        raise _FieldError("fhir_patient_id", f"expected a FHIR id (letters, digits, '-', '.'), got {value!r}")
+    return value
 
 
 def _slug_of(record: dict[str, Any], osce: dict[str, Any]) -> str | None:

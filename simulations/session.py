@@ -22,6 +22,7 @@ from agents.doctor import Doctor
 from graphs.consultation import build_consultation_graph, recursion_limit_for
 from graphs.environment import Environment
 from graphs.interactive import InteractiveEnvironment, InteractiveRequest
+from graphs.record_lookup import RecordLookup
 from graphs.state import DialogueEntry
 from simulations.cases import Case
 from simulations.clinic import SimulatedClinic
@@ -57,6 +58,11 @@ class ConsultationSetup:
     interactive: bool = False
     doctor_max_new_tokens: int = 384
     case_ref: str = ""
+    # The patient's health record, when the case names a FHIR patient and a server is configured.
+    record: RecordLookup | None = None
+    # Where the record lives ({"base_url": ..., "patient": ...}), kept in the checkpoint so `--resume` can reopen
+    # it; never credentials.
+    record_origin: dict[str, Any] | None = None
 
     def environment(self) -> Environment:
         if self.interactive:
@@ -72,6 +78,7 @@ class ConsultationSetup:
             "max_turns": self.max_turns,
             "measurement_mode": self.measurement_mode,
             "specs": dict(self.specs),
+            "record": dict(self.record_origin) if self.record_origin else None,
         }
 
 
@@ -103,7 +110,7 @@ async def run_consultation(
     started = time.perf_counter()
     environment = setup.environment()
     doctor = Doctor(setup.models["reasoning"], max_new_tokens=setup.doctor_max_new_tokens)
-    graph = build_consultation_graph(doctor, environment, checkpointer=checkpointer)
+    graph = build_consultation_graph(doctor, environment, record=setup.record, checkpointer=checkpointer)
     config: dict[str, Any] = {
         "configurable": {"thread_id": thread_id},
         "recursion_limit": recursion_limit_for(setup.max_turns),
@@ -186,6 +193,8 @@ async def _transcript(
             "correct_diagnosis": case.correct_diagnosis,
         },
         "environment": environment_mode,
+        "record": setup.record.patient if setup.record is not None else None,
+        "record_summary": state.get("record_summary"),
         "max_turns": setup.max_turns,
         "models": dict(setup.specs),
         "dialogue": dialogue,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections import defaultdict
 from collections.abc import Mapping
@@ -17,7 +18,8 @@ from typing import Any
 
 TRANSCRIPT_VERSION = 1
 
-_ROLE_OF_SPEAKER = {"doctor": "reasoning", "patient": "patient", "measurement": "measurement", "clinician": "clinician"}
+_ROLE_OF_SPEAKER = {"doctor": "reasoning", "patient": "patient", "measurement": "measurement",
+                    "clinician": "clinician", "record": "record"}
 
 
 def totals_of(dialogue: list[Mapping[str, Any]], judge_usage: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -41,6 +43,7 @@ def totals_of(dialogue: list[Mapping[str, Any]], judge_usage: Mapping[str, Any] 
         "turns": len(doctor_turns),
         "questions": sum(1 for e in doctor_turns if e.get("action") == "ask"),
         "tests": sum(1 for e in doctor_turns if e.get("action") == "test"),
+        "record_lookups": sum(1 for e in doctor_turns if e.get("action") == "record"),
         "degraded_turns": sum(1 for e in doctor_turns if e.get("degraded")),
         "input_tokens": int(sum(b["input_tokens"] for b in per_role.values())),
         "output_tokens": int(sum(b["output_tokens"] for b in per_role.values())),
@@ -93,9 +96,13 @@ def render_markdown(t: Mapping[str, Any]) -> str:
         "",
         t["case"].get("objective", ""),
         "",
-        "## Dialogue",
-        "",
     ]
+    if t.get("record_summary"):
+        # Record text is quoted, never rendered as markdown structure: it is data from someone else's system.
+        summary = t["record_summary"]
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", summary)), default=0))
+        lines += [f"## Health record summary ({t.get('record')})", "", f"{fence}text", summary, fence, ""]
+    lines += ["## Dialogue", ""]
     for entry in t.get("dialogue", []):
         who = entry["role"].capitalize()
         action = f" [{entry['action']}]" if entry.get("action") else ""

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Action = Literal["ask", "test", "diagnose"]
+Action = Literal["ask", "test", "record", "diagnose"]
 
 # Five is what a clinician would write down; longer lists from small models are mostly noise and cost tokens.
 MAX_DIFFERENTIAL = 5
@@ -116,12 +116,14 @@ class DoctorDecision(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     action: Action = Field(
-        description='"ask" to question the patient, "test" to order one test or examination, '
-        '"diagnose" to commit to the final diagnosis.'
+        description='"ask" to question the patient, "test" to order one test or examination, "record" to look '
+        'something up in the patient\'s health record (only when one is available), "diagnose" to commit to the '
+        "final diagnosis."
     )
     text: str = Field(
         min_length=1,
-        description="The question to the patient, the test to order, or the diagnosis (a specific disease name).",
+        description="The question to the patient, the test to order, the question for the health record, or the "
+        "diagnosis (a specific disease name).",
     )
     differential: list[DifferentialEntry] = Field(
         default_factory=list,
@@ -152,9 +154,17 @@ def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
     return node
 
 
-def decision_json_schema() -> dict[str, Any]:
-    """The JSON Schema of a ``DoctorDecision`` (a fresh copy: callers may edit it)."""
-    return copy.deepcopy(_decision_json_schema())
+def decision_json_schema(*, with_record: bool = False) -> dict[str, Any]:
+    """The JSON Schema of a ``DoctorDecision`` (a fresh copy: callers may edit it).
+
+    ``record`` is in the action enum only ``with_record``: a constrained engine then cannot pick a lookup that
+    has no record to answer it.
+    """
+    schema = copy.deepcopy(_decision_json_schema())
+    if not with_record:
+        action = schema["properties"]["action"]
+        action["enum"] = [a for a in action["enum"] if a != "record"]
+    return schema
 
 
 @functools.cache

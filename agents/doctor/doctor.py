@@ -153,12 +153,12 @@ class Doctor:
         # Set once a model has refused our generation keyword arguments, so later calls skip the failing attempt.
         self._plain_calls = False
 
-    async def _call(self, messages: list[BaseMessage]) -> _Reply:
+    async def _call(self, messages: list[BaseMessage], *, with_record: bool = False) -> _Reply:
         if self._plain_calls:
             return _read_reply(await self.model.ainvoke(messages))
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
         if self.schema_hint:
-            kwargs["json_schema"] = decision_json_schema()
+            kwargs["json_schema"] = decision_json_schema(with_record=with_record)
         try:
             answer = await self.model.ainvoke(messages, **kwargs)
         except TypeError as exc:
@@ -174,6 +174,8 @@ class Doctor:
         messages: list[BaseMessage],
         judge: Callable[[DoctorDecision], str | None],
         repair: Callable[[str, str], list[BaseMessage]] | None,
+        *,
+        with_record: bool = False,
     ) -> _Attempts:
         """Call the model, and once more with ``repair(bad_reply, reason)``'s messages if the reply is unusable
         (no second call when ``repair`` is None); never raises for the model."""
@@ -181,7 +183,7 @@ class Doctor:
 
         async def attempt(call_messages: list[BaseMessage]) -> bool:
             attempts.calls += 1
-            reply = await self._call(call_messages)
+            reply = await self._call(call_messages, with_record=with_record)
             attempts.replies.append(reply)
             return attempts.judge(parse_decision(reply.text), reply.text, judge)
 
@@ -202,17 +204,19 @@ class Doctor:
         max_turns: int,
         *,
         prior_differential: PriorDifferential | None = None,
+        record: str | None = None,
     ) -> DoctorTurn:
         """Decide turn ``turn`` (1-based) of at most ``max_turns``, given the dialogue so far.
 
         ``prior_differential`` is the last differential known from earlier turns: it fills a degraded turn and
-        supplies the forced diagnosis when the final turn's reply carries none.
+        supplies the forced diagnosis when the final turn's reply carries none. ``record`` is the patient's
+        health-record summary when one was loaded at intake; only then may the doctor choose ``record``.
         """
         if turn < 1 or max_turns < 1:
             raise ValueError(f"turn ({turn}) and max_turns ({max_turns}) must be at least 1")
         started = perf_counter()
         final = turn >= max_turns
-        messages = build_messages(objective, exchanges, turn, max_turns)
+        messages = build_messages(objective, exchanges, turn, max_turns, record=record)
         attempts = await self._query(
             messages,
             partial(
@@ -221,8 +225,10 @@ class Doctor:
                 exchanges=exchanges,
                 final=final,
                 prior_differential=prior_differential,
+                record_available=record is not None,
             ),
             _repair_plan(objective, exchanges, messages, max_turns, final=final),
+            with_record=record is not None,
         )
 
         # On the final turn a parsed reply that failed review still feeds the forced diagnosis.

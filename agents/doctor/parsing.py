@@ -112,6 +112,24 @@ _ACTION_VALUES: dict[str, Action] = {
     ),
     **dict.fromkeys(
         (
+            "record",
+            "records",
+            "chart",
+            "ehr",
+            "fhir",
+            "lookup",
+            "look_up",
+            "record_lookup",
+            "check_record",
+            "check_chart",
+            "review_record",
+            "review_chart",
+            "query_record",
+        ),
+        "record",
+    ),
+    **dict.fromkeys(
+        (
             "diagnose",
             "diagnosis",
             "final_diagnosis",
@@ -128,6 +146,7 @@ _ACTION_VALUES: dict[str, Action] = {
 _TEXT_KEYS_BY_ACTION: dict[Action, tuple[str, ...]] = {
     "ask": ("question", "ask", "question_to_patient"),
     "test": ("test", "test_name", "tests", "order", "exam", "examination", "request", "test_to_order"),
+    "record": ("record_question", "lookup", "record", "chart", "query"),
     "diagnose": ("diagnosis", "final_diagnosis", "dx", "final_answer"),
 }
 _GENERIC_TEXT_KEYS = ("text", "message", "content", "value", "query", "detail", "details")
@@ -169,6 +188,8 @@ def _action_of(value: Any) -> Action | None:
         return "diagnose"
     if "test" in key or "exam" in key:
         return "test"
+    if "record" in key or "chart" in key:
+        return "record"
     if key.startswith("ask") or "question" in key:
         return "ask"
     return None

@@ -47,6 +47,7 @@ def review_problem(
     *,
     final: bool,
     prior_differential: PriorDifferential | None = None,
+    record_available: bool = False,
 ) -> str | None:
     """Why ``decision`` should not be used this turn (a short reason the repair prompt can quote), or None."""
     if final:
@@ -63,8 +64,12 @@ def review_problem(
         if len(words) >= 2 and set(words) <= set(_norm(objective).split()):
             return "it names the presenting symptoms, not a disease"
         return None
+    if decision.action == "record" and not record_available:
+        return "there is no health record to look up; ask the patient or order a test"
     if (decision.action, text) in earlier_actions(exchanges):
-        verb = "asked that question" if decision.action == "ask" else "ordered that test"
+        verb = {"ask": "asked that question", "test": "ordered that test"}.get(
+            decision.action, "looked that up in the record"
+        )
         return f"you already {verb}; ask or order something new, or diagnose"
     sources = [objective, *(ex.answer for ex in exchanges)]
     if decision.action == "ask" and len(text) >= _MIN_COPY_CHARS and any(text in _norm(s) for s in sources):

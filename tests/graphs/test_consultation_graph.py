@@ -89,6 +89,7 @@ def test_exchanges_pair_each_reply_with_its_answer() -> None:
 def test_router_refuses_a_state_with_no_decision() -> None:
     assert route_after_doctor({"final_diagnosis": "x", "pending": None}) == "finalize"
     assert route_after_doctor({"final_diagnosis": None, "pending": {"action": "test", "text": "CBC"}}) == "environment"
+    assert route_after_doctor({"final_diagnosis": None, "pending": {"action": "record", "text": "HbA1c"}}) == "record"
     with pytest.raises(RuntimeError):
         route_after_doctor({"final_diagnosis": None, "pending": None, "turn": 3})
 
@@ -96,5 +97,5 @@ def test_router_refuses_a_state_with_no_decision() -> None:
 def test_graph_shape_snapshot() -> None:
     mermaid = consultation_mermaid()
     for edge in ("__start__ --> intake", "intake --> doctor", "doctor -.-> environment", "doctor -.-> finalize",
-                 "environment --> doctor", "finalize --> __end__"):
+                 "doctor -.-> record", "record --> doctor", "environment --> doctor", "finalize --> __end__"):
         assert edge in mermaid, edge
