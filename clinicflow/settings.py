@@ -34,6 +34,31 @@ class RoleModels(BaseModel):
         return getattr(self, role)
 
 
+class FhirSettings(BaseModel):
+    """Where patient records live and how to reach them (``CLINICFLOW_FHIR__*``; ``[fhir]`` in the config file)."""
+
+    base_url: str | None = Field(
+        None, description="The FHIR R4 base URL, e.g. https://ehr.example.org/fhir/R4. Every request stays under it."
+    )
+    auth: Literal["none", "bearer", "smart"] = Field(
+        "none", description="none; bearer (a static token); smart (SMART Backend Services, a signed JWT)."
+    )
+    # Never written to logs, errors or transcripts.
+    token: SecretStr | None = Field(None, description="The bearer token for auth=bearer.")
+    client_id: str | None = Field(None, description="SMART client id, registered with the EHR.")
+    private_key_file: Path | None = Field(None, description="PEM private key for the SMART JWT assertion.")
+    key_id: str | None = Field(None, description="The key's kid, as registered in the JWKS.")
+    algorithm: Literal["RS384", "ES384"] = "RS384"
+    token_url: str | None = Field(None, description="OAuth token endpoint; unset: from .well-known/smart-configuration.")
+    scope: str = "system/*.read"
+    allow_writes: bool = Field(False, description="Retrieval is read-only unless this is set.")
+    timeout_s: float = Field(30.0, gt=0)
+    max_concurrency: int = Field(8, ge=1, le=64, description="Requests in flight at once per server.")
+    max_pages: int = Field(100, ge=1, description="Pages followed per search before stopping.")
+    max_resources: int = Field(20_000, ge=1, description="Resources read per search before stopping.")
+    summary_tokens: int = Field(1200, ge=200, description="Token budget of the record summary the doctor reads.")
+
+
 def _default_config_file() -> Path:
     return Path(platformdirs.user_config_dir("clinicflow")) / "config.toml"
 
@@ -57,6 +82,7 @@ class Settings(BaseSettings):
     max_retries: int = Field(3, ge=0)
     # Sent as a bearer token to OpenAI-compatible servers; never written to logs or transcripts.
     openai_api_key: SecretStr | None = None
+    fhir: FhirSettings = Field(default_factory=FhirSettings)
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("clinicflow")))
     cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir("clinicflow")))
 
@@ -79,6 +105,11 @@ class Settings(BaseSettings):
     def checkpoint_db(self) -> Path:
         """The SQLite file that holds consultation checkpoints."""
         return self.data_dir / "checkpoints.sqlite"
+
+    @property
+    def fhir_server_dir(self) -> Path:
+        """Where ``clinicflow fhir serve`` keeps its store and announces the running server."""
+        return self.data_dir / "fhir-server"
 
     @property
     def model_cache_dir(self) -> Path:
