@@ -11,6 +11,7 @@ from simulations.cases import (
     CaseFormatError,
     CaseNotFoundError,
     dataset_name,
+    demo_cases,
     load_case,
     load_cases,
 )
@@ -242,3 +243,16 @@ def test_real_nejm_file(agentclinic_file):
     assert first.correct_diagnosis == "Exogenous ochronosis" and first.objective == NEJM_OBJECTIVE
     assert all(len(c.options) == 5 and c.correct_diagnosis in c.options for c in load.cases)
     assert all(c.image_url and c.image_url.startswith("https://csvc.nejm.org/") for c in load.cases)
+
+
+def test_fhir_patient_id_is_read_and_checked(tmp_path, medqa_record, write_lines):
+    good = write_lines(tmp_path / "good.jsonl", [{**medqa_record(), "fhir_patient_id": "pat-01.a"}])
+    assert load_cases(good).cases[0].patient_id == "pat-01.a"
+    assert load_cases(write_lines(tmp_path / "none.jsonl", [medqa_record()])).cases[0].patient_id is None
+    bad = write_lines(tmp_path / "bad.jsonl", [{**medqa_record(), "fhir_patient_id": "1/../../Patient?_id=x"}])
+    with pytest.raises(CaseFormatError, match=r"line 1: fhir_patient_id: expected a FHIR id"):
+        load_cases(bad)
+
+
+def test_every_demo_case_names_its_demo_patient():
+    assert {case.patient_id for case in demo_cases()} == {f"demo-{case.slug}" for case in demo_cases()}
