@@ -1,0 +1,1 @@
+"""Tests of the tools package (FHIR client, record summaries)."""
