@@ -1,12 +1,18 @@
-"""Shared fixtures: a clean environment for every test, so no CLINICFLOW_* variable leaks in or out."""
+"""Shared fixtures: a clean environment for every test (no CLINICFLOW_* variable leaks in or out), and one real
+FHIR server per session with the Synthea and demo patients loaded on request."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:  # imported inside the fixtures, so a suite that never asks for a server never imports them
+    from tools.fhirserver import LoadReport, SekmetServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -28,3 +34,71 @@ def model_cache_dir() -> Path:
     path = REPO_ROOT / ".venv" / "clinicflow-test-cache" / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ---------------- a real FHIR server (sekmet-fhir on 127.0.0.1) ----------------
+# One server per test session, started on first use: each start costs about 1.5 s and the Synthea load about 8 s.
+# It is shared: `loaded_fhir_server` adds the Synthea patients and `demo_fhir_server` the demo patients (ids kept),
+# so a test that writes must use ids of its own and must not count on what else is there.
+
+SYNTHEA_BUNDLES = SHARED_DATA / "synthea" / "bundles"
+# The demo records' "today": fixed, so the demo patients' dates are the same in every run.
+DEMO_REFERENCE_DATE = date(2025, 6, 15)
+
+
+@pytest.fixture(scope="session")
+def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SekmetServer]:
+    """A running sekmet-fhir on 127.0.0.1 (free port, auth none); stopped at the end of the session."""
+    from tools.fhirserver import SekmetServer
+
+    server = SekmetServer(tmp_path_factory.mktemp("sekmet"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def synthea_bundles() -> list[Path]:
+    """The Synthea R4 transaction bundles of ../shared/data/synthea/bundles (skips when they are absent)."""
+    paths = sorted(SYNTHEA_BUNDLES.glob("*.json")) if SYNTHEA_BUNDLES.is_dir() else []
+    if not paths:
+        pytest.skip(f"no Synthea bundles at {SYNTHEA_BUNDLES} (../shared/data is not present on this machine)")
+    return paths
+
+
+@pytest.fixture(scope="session")
+def synthea_load(fhir_server: SekmetServer, synthea_bundles: list[Path]) -> LoadReport:
+    """The report of loading the Synthea bundles into the session server, ids kept."""
+    from tools.fhirserver import load_bundles
+
+    return load_bundles(fhir_server.base_url, synthea_bundles, concurrency=2)
+
+
+@pytest.fixture(scope="session")
+def loaded_fhir_server(fhir_server: SekmetServer, synthea_load: LoadReport) -> SekmetServer:
+    """The session server with the Synthea patients loaded under their own ids (skips without ../shared)."""
+    return fhir_server
+
+
+@pytest.fixture(scope="session")
+def demo_bundles() -> list[dict[str, Any]]:
+    """The demo patients' transaction bundles as of DEMO_REFERENCE_DATE, in demo-case order."""
+    from simulations.demo_records import demo_record_bundles
+
+    return demo_record_bundles(reference_date=DEMO_REFERENCE_DATE)
+
+
+@pytest.fixture(scope="session")
+def demo_load(fhir_server: SekmetServer, demo_bundles: list[dict[str, Any]]) -> LoadReport:
+    """The report of loading the demo bundles into the session server."""
+    from tools.fhirserver import load_bundles
+
+    return load_bundles(fhir_server.base_url, demo_bundles, concurrency=2)
+
+
+@pytest.fixture(scope="session")
+def demo_fhir_server(fhir_server: SekmetServer, demo_load: LoadReport) -> SekmetServer:
+    """The session server with the demo patients (``Patient/demo-<slug>``) loaded; needs no ../shared data."""
+    return fhir_server

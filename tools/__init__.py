@@ -1,3 +1,9 @@
-"""FHIR R4 client, record summaries and the LangChain tools the graph calls (issue 3; nothing here yet)."""
+"""Tools over patient records: ``tools.fhir`` (an async FHIR R4 client over httpx, confined to one base URL,
+read-only by default, with bearer and SMART Backend Services auth in ``tools.fhir.auth``), ``tools.records``
+(model-free record summaries with provenance) and ``tools.fhirserver`` (a local sekmet-fhir server for
+development, tests and ``clinicflow fhir serve``).
+
+Nothing here imports ``agents``: tools are peers of the roles, composed by ``graphs``.
+"""
 
 __all__: list[str] = []

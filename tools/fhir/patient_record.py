@@ -5,6 +5,11 @@ level) the client calls it and follows its pages. Otherwise, or when the call it
 an OperationOutcome saying ``not-supported``, it reads the Patient and searches each patient-compartment type with
 ``patient=<id>`` concurrently (the client's semaphore bounds how many run at once). A type the server rejects
 (400/404/405/501) is skipped with a warning; auth failures, timeouts and server errors propagate.
+
+A server that does not know a type's ``patient`` parameter may ignore it and answer with every patient's
+resources (sekmet 0.1.1 does this for FamilyMemberHistory, with only a warning entry). So each resource a
+per-type search returns must point at the patient (``subject``, ``patient`` or ``beneficiary``); others are
+dropped with a warning: one patient's record must never carry another's data.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from .search import merge_params, search_controls
 if TYPE_CHECKING:
     from .client import FhirClient
 
-__all__ = ["PATIENT_COMPARTMENT_TYPES", "fetch_patient_record"]
+__all__ = ["PATIENT_COMPARTMENT_TYPES", "belongs_to_patient", "fetch_patient_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +67,30 @@ def _unsupported(exc: FhirError) -> bool:
     if isinstance(exc, FhirAuthError) or not isinstance(exc, FhirStatusError):
         return False
     return exc.status in _UNSUPPORTED_STATUSES or any(i.code == "not-supported" for i in exc.issues)
+
+
+_PATIENT_LINKS = ("subject", "patient", "beneficiary")
+
+
+def belongs_to_patient(raw: dict[str, object], patient_id: str) -> bool:
+    """Does this resource name ``Patient/<patient_id>`` as its subject, patient or beneficiary?"""
+    for key in _PATIENT_LINKS:
+        link = raw.get(key)
+        reference = link.get("reference") if isinstance(link, dict) else None
+        if isinstance(reference, str) and reference.rstrip("/").split("/_history/")[0].endswith(f"Patient/{patient_id}"):
+            return True
+    return False
+
+
+def _keep_own(part: SearchResult, patient_id: str, label: str) -> SearchResult:
+    foreign = [r for r in part.resources if not belongs_to_patient(r.raw, patient_id)]
+    if foreign:
+        part.resources = [r for r in part.resources if belongs_to_patient(r.raw, patient_id)]
+        message = (f"{len(foreign)} resources not linked to Patient/{patient_id} dropped "
+                   "(the server may have ignored the patient parameter)")
+        part.warnings.append(message)
+        logger.warning("%s search: %s", label, message)
+    return part
 
 
 def _merge(into: SearchResult, part: SearchResult, label: str, seen: set[tuple[str, str | None]]) -> None:
@@ -131,7 +160,7 @@ async def _via_searches(
             result.warnings.append(f"{resource_type}: search failed and was skipped: {part}")
             logger.warning("%s search for the patient record skipped: %s", resource_type, part)
             continue
-        _merge(result, part, resource_type, seen)
+        _merge(result, _keep_own(part, patient_id, resource_type), resource_type, seen)
     result.total = None  # per-type totals do not add up to a compartment total once types are skipped
     return result
 

@@ -148,3 +148,14 @@ async def test_concurrency_is_bounded_by_the_limit() -> None:
         assert fhir.round_trips == 2 + len(PATIENT_COMPARTMENT_TYPES)
     assert peak == 3
     assert result.resources[0].id == "p1"
+
+
+async def test_fallback_drops_other_patients_resources_when_the_server_ignores_the_patient_parameter() -> None:
+    # sekmet 0.1.1 answers FamilyMemberHistory?patient=X with every patient's resources: none may leak in.
+    fake = fallback_server(everything=False)
+    fake.on("GET /fhir/Condition", fhir_response(bundle([CONDITION, {**CONDITION, "id": "c2",
+                                                                     "subject": {"reference": "Patient/p2"}}])))
+    async with fake.client() as fhir:
+        result = await fhir.everything("p1")
+    assert [r.reference for r in result.resources if r.resource_type == "Condition"] == ["Condition/c1"]
+    assert any("1 resources not linked to Patient/p1 dropped" in w for w in result.warnings)
