@@ -238,7 +238,9 @@ class Doctor:
             decision, reply_text = chosen
         else:
             decision = safe_question(prior_differential, [ex.reply for ex in exchanges])
-        forced = final and decision.action != "diagnose"
+        # A final reply that failed review is never taken at its word: only its differential may be used.
+        unreviewed = chosen is not None and chosen is not attempts.accepted
+        forced = final and (decision.action != "diagnose" or unreviewed)
         if forced:
             decision = forced_diagnosis(None if degraded else decision, prior_differential)
         if degraded:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 
 from agents.doctor.decision import DoctorDecision, is_placeholder
-from agents.doctor.fallbacks import NO_DIAGNOSIS, PriorDifferential, forced_diagnosis
+from agents.doctor.fallbacks import FALLBACK_RATIONALE, NO_DIAGNOSIS, PriorDifferential, forced_diagnosis
 from agents.doctor.messages import Exchange
 from agents.doctor.parsing import parse_decision
 
@@ -26,6 +26,9 @@ _NARRATION = re.compile(r"^(?:the|she|he|they|his|her|their|patient|this|it|i|my
 
 def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.casefold())).strip()
+
+
+_FALLBACK_NOTE = _norm(FALLBACK_RATIONALE)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -50,6 +53,9 @@ def review_problem(
     record_available: bool = False,
 ) -> str | None:
     """Why ``decision`` should not be used this turn (a short reason the repair prompt can quote), or None."""
+    if _norm(decision.text) == _FALLBACK_NOTE:
+        # A degraded turn's JSON stays in the dialogue; small models copy its note back as their "answer".
+        return "it copies the fallback note instead of writing its own answer"
     if final:
         if decision.action != "diagnose" and forced_diagnosis(decision, prior_differential).text == NO_DIAGNOSIS:
             return "it gave no diagnosis on the final turn"

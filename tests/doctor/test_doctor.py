@@ -188,3 +188,12 @@ async def test_other_type_errors_are_recorded_not_retried_plainly() -> None:
 async def test_invalid_turn_numbers_are_rejected(turn: int, max_turns: int) -> None:
     with pytest.raises(ValueError):
         await Doctor(scripted(GOOD)).decide(OBJECTIVE, [], turn, max_turns)
+
+
+async def test_final_reply_copying_the_fallback_note_is_forced_from_its_differential() -> None:
+    from agents.doctor.fallbacks import FALLBACK_RATIONALE
+
+    copied = decision_json("diagnose", FALLBACK_RATIONALE, [("Acute myocardial infarction", 0.7)], "r")
+    turn = await Doctor(scripted(copied, copied)).decide(OBJECTIVE, [], 3, 3)
+    assert turn.decision.action == "diagnose" and turn.forced
+    assert turn.decision.text == "Acute myocardial infarction"

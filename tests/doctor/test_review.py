@@ -141,3 +141,11 @@ def test_a_copied_placeholder_is_not_a_decision() -> None:
                             differential=[{"diagnosis": "<most likely disease>", "probability": 0.6}])
     assert copied.differential == []
     assert review_problem(copied, "Evaluate chest pain.", [], final=False) is not None
+
+
+def test_copying_the_fallback_note_is_refused_even_on_the_final_turn() -> None:
+    from agents.doctor.fallbacks import FALLBACK_RATIONALE
+
+    copied = DoctorDecision(action="diagnose", text=FALLBACK_RATIONALE, differential=[], rationale="")
+    assert "fallback note" in review_problem(copied, "Chest pain.", [], final=False)
+    assert "fallback note" in review_problem(copied, "Chest pain.", [], final=True)
