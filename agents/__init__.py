@@ -1,4 +1,4 @@
-"""Clinical roles driven by a model (the doctor) and the model backends that turn a spec string into a chat model.
+"""Clinical roles driven by a model (the doctor, the record navigator) and the model backends that turn a spec string into a chat model.
 
 ``agents`` never imports ``tools``, ``graphs``, ``simulations`` or ``clinicflow``.
 """
@@ -23,9 +23,11 @@ from agents.doctor import (
     decision_json_schema,
     parse_decision,
 )
+from agents.navigator import DateWindow, Navigator, check_citations, resolve_window
 
 __all__ = [
     "BackendError",
+    "DateWindow",
     "DifferentialEntry",
     "Doctor",
     "DoctorDecision",
@@ -33,12 +35,15 @@ __all__ = [
     "Exchange",
     "ModelSpec",
     "ModelSpecError",
+    "Navigator",
     "ParseResult",
     "build_chat_model",
+    "check_citations",
     "decision_json_schema",
     "describe_spec",
     "ensure_embedded_checkpoint",
     "parse_decision",
     "parse_spec",
+    "resolve_window",
     "split_thinking",
 ]

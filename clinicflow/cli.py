@@ -14,6 +14,7 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from clinicflow.errors import user_facing
+from clinicflow.fhir_cli import fhir_app
 from clinicflow.settings import ROLES, Settings
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+app.add_typer(fhir_app, name="fhir")
 
 SPEC_FORMS = """Model specs (one per role):
   embedded                              SmolLM2-135M-Instruct shipped through PyPI (CPU, the default)
@@ -40,7 +42,8 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _print_entry(entry: dict[str, Any]) -> None:
-    styles = {"doctor": "bold cyan", "patient": "bold green", "measurement": "bold magenta", "clinician": "bold yellow"}
+    styles = {"doctor": "bold cyan", "patient": "bold green", "measurement": "bold magenta", "clinician": "bold yellow",
+              "record": "bold blue"}
     role = entry["role"]
     label = role.capitalize()
     if role == "doctor":
@@ -96,9 +99,13 @@ def consult(
     checkpoint_db: Annotated[Optional[Path], typer.Option(help="SQLite checkpoint file, or :memory:. [default: in the user data dir]")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="0 is greedy. [default: 0]")] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
+    fhir_url: Annotated[Optional[str], typer.Option(help="FHIR server holding the patient's record. [default: settings, else a running `clinicflow fhir serve`]")] = None,
+    patient_id: Annotated[Optional[str], typer.Option("--fhir-patient", help="FHIR Patient id of the record to read. [default: the case's own, e.g. demo-chest-pain]")] = None,
 ) -> None:
     """Run one consultation: a model doctor interviews a simulated (or real) patient and commits to a diagnosis."""
-    from clinicflow import wiring
+    from contextlib import AsyncExitStack
+
+    from clinicflow import fhir_wiring, wiring
     from graphs.checkpointers import open_checkpointer
     from simulations.session import ConsultationPaused, run_consultation, saved_origin
     from simulations.transcript import write_transcript
@@ -117,7 +124,7 @@ def consult(
     role_overrides = {"reasoning": reasoning, "patient": patient, "measurement": measurement, "judge": judge}
 
     async def main() -> None:
-        async with open_checkpointer(db) as saver:
+        async with open_checkpointer(db) as saver, AsyncExitStack() as stack:
             thread_id = resume
             if resume:
                 saved = await saved_origin(saver, resume)
@@ -129,9 +136,11 @@ def consult(
                 settings.max_turns = saved.get("max_turns", settings.max_turns)
                 settings.measurement_mode = saved.get("measurement_mode", settings.measurement_mode)
                 is_interactive = bool(saved.get("interactive"))
+                saved_record = saved.get("record") or {}
             else:
                 case_ref = wiring.case_ref_for(case, dataset, index)
                 is_interactive = interactive
+                saved_record = {}
             the_case = wiring.resolve_case(case_ref, skip_bad=skip_bad)
             specs = wiring.role_specs(settings, role_overrides)
             if is_interactive:
@@ -141,11 +150,26 @@ def consult(
                 models = wiring.build_role_models(settings, specs)
             setup = wiring.consultation_setup(settings, the_case, case_ref, specs, models, interactive=is_interactive)
             thread_id = thread_id or wiring.new_thread_id(the_case)
+            record_patient = patient_id or saved_record.get("patient") or the_case.patient_id
+            record_base = None
+            if record_patient:
+                record_base = fhir_wiring.resolve_base_url(settings, fhir_url or saved_record.get("base_url"))
+            if record_patient and record_base:
+                setup.record = await stack.enter_async_context(fhir_wiring.open_record_lookup(
+                    settings, record_base, record_patient, models["reasoning"]))
+                setup.record_origin = {"base_url": record_base, "patient": record_patient}
+                record_line = f"record: Patient/{record_patient} at {record_base}"
+            elif record_patient:
+                record_line = (f"no record read (the case has Patient/{record_patient}: start `clinicflow fhir serve` "
+                               "or pass --fhir-url)")
+            else:
+                record_line = "no health record for this case"
             console.print(Panel(
                 f"[bold]Case:[/] {escape(the_case.id)}\n[bold]Objective:[/] {escape(the_case.objective)}\n"
                 + "\n".join(f"[dim]{r}: {escape(s)}[/]" for r, s in specs.items())
                 + f"\n[dim]thread {thread_id}; {settings.max_turns} turns; "
-                  f"{'interactive' if is_interactive else 'measurement ' + settings.measurement_mode}[/]",
+                  f"{'interactive' if is_interactive else 'measurement ' + settings.measurement_mode}[/]"
+                + f"\n[dim]{escape(record_line)}[/]",
                 title="clinicflow consult", expand=False,
             ))
             resume_hint = f"clinicflow consult --resume {thread_id}" + (

@@ -1,14 +1,20 @@
-"""Which errors a user can act on, and how to say them in one line at the terminal."""
+"""Which errors the command line reports as a one-line message, and which keep their traceback (bugs)."""
 
 from __future__ import annotations
 
 
 def user_facing(exc: BaseException) -> str | None:
-    """A one-line message for errors caused by input or set-up; None for bugs, which keep their traceback."""
+    """A one-line message for errors caused by input, set-up or a remote server; None for bugs."""
     from agents.backends import BackendError
+    from clinicflow.fhir_wiring import FhirSetupError
     from clinicflow.wiring import CaseRefError
+    from graphs.record_store import RecordStoreError
     from simulations.cases import CaseFormatError
+    from tools.fhir.errors import FhirError
+    from tools.fhirserver.errors import FhirServerError
 
-    if isinstance(exc, (BackendError, CaseFormatError, CaseRefError, FileNotFoundError, LookupError)):
+    expected = (BackendError, CaseFormatError, CaseRefError, FhirError, FhirServerError, FhirSetupError,
+                RecordStoreError, FileNotFoundError, LookupError)
+    if isinstance(exc, expected):
         return str(exc)
     return None

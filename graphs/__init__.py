@@ -1,4 +1,5 @@
-"""LangGraph state machines: the consultation graph, its typed state, the environment interface, checkpointers."""
+"""LangGraph state machines: the consultation graph (with an optional health record), the record
+question-answering graph, their typed state, the environment and record interfaces, checkpointers."""
 
 from graphs.checkpointers import open_checkpointer
 from graphs.consultation import (
@@ -9,11 +10,29 @@ from graphs.consultation import (
     route_after_doctor,
 )
 from graphs.environment import Environment, Observation
+from graphs.fhir_store import FhirRecordStore
+from graphs.record_lookup import RecordLookup, RecordReply, RecordSummary
+from graphs.record_qa import RecordAnswer, ask_record, build_record_qa_graph, record_qa_mermaid
+from graphs.record_store import InMemoryRecordStore, RecordStore, RecordStoreError, UnsupportedSearchError
 from graphs.interactive import InteractiveEnvironment, InteractiveRequest
 from graphs.state import ConsultationState, DialogueEntry, DifferentialSnapshot, Finding, TestOrder
+from graphs.store_lookup import StoreRecordLookup
 
 __all__ = [
     "ConsultationState",
+    "FhirRecordStore",
+    "InMemoryRecordStore",
+    "RecordAnswer",
+    "RecordLookup",
+    "RecordReply",
+    "RecordStore",
+    "RecordStoreError",
+    "RecordSummary",
+    "StoreRecordLookup",
+    "UnsupportedSearchError",
+    "ask_record",
+    "build_record_qa_graph",
+    "record_qa_mermaid",
     "DialogueEntry",
     "DifferentialSnapshot",
     "Environment",

@@ -74,8 +74,8 @@ def _key(url: str) -> str:
     return unquote_plus(str(httpx.URL(url)))
 
 
-def _warn(result: SearchResult, message: str) -> None:
-    logger.warning("%s", message)
+def _warn(result: SearchResult, message: str, *, level: int = logging.WARNING) -> None:
+    logger.log(level, "%s", message)
     result.warnings.append(message)
 
 
@@ -122,7 +122,8 @@ async def follow_pages(
                 invalid.append(resource.reference)
         next_url, next_params = page.next_url, None
         if result.truncated:
-            _warn(result, f"stopped at max_resources={max_resources}; more results were not fetched")
+            # The caller chose the bound (a `_count`-sized answer, a --limit): worth a note, not a log warning.
+            _warn(result, f"stopped at max_resources={max_resources}; more results were not fetched", level=logging.INFO)
             break
         if next_url is None:
             break

@@ -25,6 +25,7 @@ from .errors import (
     FhirError,
     FhirStatusError,
     NotFhirResponseError,
+    ResourceNotFoundError,
 )
 from .references import check_id, check_type
 from .resource import Resource, SearchResult
@@ -186,6 +187,9 @@ async def fetch_patient_record(
         except FhirStatusError as exc:
             if not _unsupported(exc):
                 raise
+            if isinstance(exc, ResourceNotFoundError):
+                # A 404 may mean "no such patient" rather than "no such operation": that is the answer, if so.
+                await client.read("Patient", patient_id)
             logger.warning("Patient/$everything failed (%s); searching type by type", exc)
             result = await _via_searches(client, patient_id, types, offered)
             result.warnings.insert(0, f"Patient/$everything failed, per-type searches used instead: {exc}")
