@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 DEMO_CASE ?= demo:chest-pain
 DEMO_TURNS ?= 8
 
-.PHONY: demo test install install-test clean bench
+.PHONY: demo test install install-test clean bench bench-fhir serve-fhir
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ test: $(TEST_STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
+
+# Needs the Synthea bundles in ../shared/data/synthea (or BUNDLES=DIR).
+bench-fhir: $(STAMP)
+	$(PY) benchmarks/fhir_retrieval.py $(if $(BUNDLES),--bundles $(BUNDLES))
+
+# A local FHIR server with the demo patients, until Ctrl-C.
+serve-fhir: $(STAMP)
+	$(VENV)/bin/clinicflow fhir serve
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 from langchain_core.language_models import BaseChatModel
@@ -132,7 +131,7 @@ def build_auth(fhir: FhirSettings, base_url: str) -> httpx.Auth | None:
     return SmartBackendAuth(credentials)
 
 
-def open_fhir_client(settings: Settings, base_url: str, **overrides: Any) -> FhirClient:
+def open_fhir_client(settings: Settings, base_url: str) -> FhirClient:
     """A client for ``base_url`` with the configured auth and limits (use it as an async context manager)."""
     fhir = settings.fhir
     return FhirClient(
@@ -141,7 +140,8 @@ def open_fhir_client(settings: Settings, base_url: str, **overrides: Any) -> Fhi
         timeout=fhir.timeout_s,
         limits=ClientLimits(max_concurrency=fhir.max_concurrency, max_pages=fhir.max_pages,
                             max_resources=fhir.max_resources),
-        allow_writes=overrides.get("allow_writes", fhir.allow_writes),
+        allow_writes=fhir.allow_writes,
+        validate=fhir.validate_resources,
     )
 
 

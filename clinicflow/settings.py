@@ -52,6 +52,10 @@ class FhirSettings(BaseModel):
     token_url: str | None = Field(None, description="OAuth token endpoint; unset: from .well-known/smart-configuration.")
     scope: str = "system/*.read"
     allow_writes: bool = Field(False, description="Retrieval is read-only unless this is set.")
+    validate_resources: bool = Field(
+        True, description="Check every resource with fhir.resources R4B (about 0.5 ms each); invalid ones are kept "
+        "with a warning. Turn off only for a server you trust, to fetch large records faster."
+    )
     timeout_s: float = Field(30.0, gt=0)
     max_concurrency: int = Field(8, ge=1, le=64, description="Requests in flight at once per server.")
     max_pages: int = Field(100, ge=1, description="Pages followed per search before stopping.")

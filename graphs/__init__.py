@@ -11,10 +11,10 @@ from graphs.consultation import (
 )
 from graphs.environment import Environment, Observation
 from graphs.fhir_store import FhirRecordStore
+from graphs.interactive import InteractiveEnvironment, InteractiveRequest
 from graphs.record_lookup import RecordLookup, RecordReply, RecordSummary
 from graphs.record_qa import RecordAnswer, ask_record, build_record_qa_graph, record_qa_mermaid
 from graphs.record_store import InMemoryRecordStore, RecordStore, RecordStoreError, UnsupportedSearchError
-from graphs.interactive import InteractiveEnvironment, InteractiveRequest
 from graphs.state import ConsultationState, DialogueEntry, DifferentialSnapshot, Finding, TestOrder
 from graphs.store_lookup import StoreRecordLookup
 

@@ -14,13 +14,12 @@ reported to the doctor as text, never a crash.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Checkpointer
-
-import logging
 
 from agents.doctor import Doctor, Exchange
 from graphs.environment import Environment

@@ -32,7 +32,6 @@ from simulations.measurement import MeasurementActor
 from simulations.patient import PatientActor
 from simulations.transcript import TRANSCRIPT_VERSION, totals_of
 
-
 EntryCallback = Callable[[DialogueEntry], None]
 PersonCallback = Callable[[InteractiveRequest], Awaitable[str]]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import functools
-
 import math
 import re
 from collections.abc import Mapping

@@ -17,8 +17,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from agents.doctor.prompts import (
     final_repair_prompt,
-    record_block,
     final_turn_instruction,
+    record_block,
     repair_prompt,
     system_prompt,
     turn_note,
