@@ -15,6 +15,7 @@ from rich.table import Table
 
 from clinicflow.errors import user_facing
 from clinicflow.fhir_cli import fhir_app
+from clinicflow.logs import configure_logging
 from clinicflow.settings import ROLES, Settings
 
 app = typer.Typer(
@@ -120,6 +121,7 @@ def consult(
         settings = Settings(**overrides)
     except Exception as exc:  # pydantic's ValidationError names the field and the accepted values
         _fail(str(exc), 2)
+    configure_logging(settings, err)
     db: Path | str = checkpoint_db if checkpoint_db is not None else settings.checkpoint_db
     role_overrides = {"reasoning": reasoning, "patient": patient, "measurement": measurement, "judge": judge}
 
