@@ -5,7 +5,7 @@ Starts sekmet-fhir on 127.0.0.1 (free port, temporary store, stopped at the end)
 `tools.records.build_snapshot` from it:
 
 - ours: `FhirClient.everything()`, i.e. Patient/$everything (page size 200) where the CapabilityStatement lists it;
-  the same call with $everything hidden from the statement takes the client's fallback (the Patient plus concurrent
+  the same call with ``strategy="searches"`` takes the client's other path (the Patient plus concurrent
   `patient=` searches per type of `PATIENT_COMPARTMENT_TYPES`), so both strategies are timed;
 - naive: plain httpx, one request at a time, the way typical FHIR clients and the EHR navigator do it: the Patient,
   then one `Type?patient=ID` search per type of `PATIENT_COMPARTMENT_TYPES` at the server's default page size,
@@ -40,8 +40,8 @@ from typing import Any
 import httpx
 
 from tools.fhir import PATIENT_COMPARTMENT_TYPES, ClientLimits, FhirClient
-from tools.fhir import validation as fhir_validation
 from tools.fhir.errors import FhirError
+from tools.fhir.validation import clear_validation_cache
 from tools.fhirserver import FhirServerError, SekmetServer, load_bundles
 from tools.records import build_snapshot
 
@@ -78,25 +78,6 @@ class Pass:
 
 
 # ---------------- the strategies ----------------
-
-
-class PerTypeClient(FhirClient):
-    """Our client with Patient/$everything removed from the CapabilityStatement it sees, so `everything()` takes
-    its per-type fallback (the client has no switch for it; the server is not changed)."""
-
-    _stripped: dict[str, Any] | None = None
-
-    async def capabilities(self) -> dict[str, Any]:
-        if self._stripped is None:
-            statement = dict(await super().capabilities())
-            rests = []
-            for rest in statement.get("rest") or []:
-                resources = [{k: v for k, v in r.items() if k != "operation"} if r.get("type") == "Patient" else r
-                             for r in rest.get("resource") or []]
-                system_ops = [op for op in rest.get("operation") or [] if "everything" not in str(op.get("name"))]
-                rests.append({**rest, "resource": resources, "operation": system_ops})
-            self._stripped = {**statement, "rest": rests}
-        return self._stripped
 
 
 class DelayedAsyncTransport(httpx.AsyncBaseTransport):
@@ -156,13 +137,6 @@ def _patient_run(resources: list[dict[str, Any]], patient_id: str, started: floa
     return PatientRun(done - started, trips, counts, foreign, len(snapshot.items()), name, done - fetched)
 
 
-def _clear_validation_cache() -> None:
-    # The client caches validation verdicts by content digest, so after the warm-up a validated pass would only
-    # measure digests; a first fetch is what users wait for. (No public switch: this reaches into the module.)
-    with fhir_validation._cache_lock:
-        fhir_validation._cache.clear()
-
-
 async def ours_pass(
     base_url: str, patient_ids: Sequence[str], *, per_type: bool, validate: bool, latency_s: float
 ) -> Pass:
@@ -172,12 +146,10 @@ async def ours_pass(
     limits = ClientLimits()
     transport = DelayedAsyncTransport(latency_s, limits) if latency_s else None
     started = time.perf_counter()
-    async with (PerTypeClient if per_type else FhirClient)(
-        base_url, validate=validate, limits=limits, transport=transport
-    ) as client:
+    async with FhirClient(base_url, validate=validate, limits=limits, transport=transport) as client:
         for patient_id in patient_ids:
             t0, trips0 = time.perf_counter(), client.round_trips
-            result = await client.everything(patient_id)
+            result = await client.everything(patient_id, strategy="searches" if per_type else "auto")
             warnings += result.warnings
             if result.truncated:
                 warnings.append(f"TRUNCATED record of {patient_id} (limits reached)")
@@ -232,7 +204,7 @@ async def run_strategy(name: str, base_url: str, patient_ids: Sequence[str], lat
     if name == NAIVE:
         return naive_pass(base_url, patient_ids, latency_s)
     if name == VALIDATED:
-        _clear_validation_cache()
+        clear_validation_cache()
     validate = name in (VALIDATED, VALIDATED_CACHED)
     return await ours_pass(base_url, patient_ids, per_type=name == PER_TYPE, validate=validate, latency_s=latency_s)
 

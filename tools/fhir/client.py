@@ -20,7 +20,7 @@ from .bundle import follow_pages
 from .capability import offered_types, operation_listed
 from .errors import FhirConfigError, InvalidRequestError
 from .limits import ClientLimits
-from .patient_record import fetch_patient_record
+from .patient_record import RecordStrategy, fetch_patient_record
 from .references import check_id, check_type, parse_reference
 from .resource import Resource, SearchResult
 from .retry import RetryPolicy
@@ -203,10 +203,13 @@ class FhirClient:
     async def _fetch_page(self, url: str, params: Sequence[tuple[str, str]] | None) -> dict[str, Any]:
         return await self._session.send("GET", url, params=params)
 
-    async def everything(self, patient_id: str, *, types: Sequence[str] | None = None) -> SearchResult:
+    async def everything(
+        self, patient_id: str, *, types: Sequence[str] | None = None, strategy: RecordStrategy = "auto"
+    ) -> SearchResult:
         """The patient and their record: ``Patient/$everything`` when the CapabilityStatement lists it, else the
-        Patient plus concurrent ``patient=`` searches per type (``patient_record.PATIENT_COMPARTMENT_TYPES``)."""
-        return await fetch_patient_record(self, patient_id, types=types)
+        Patient plus concurrent ``patient=`` searches per type (``patient_record.PATIENT_COMPARTMENT_TYPES``);
+        ``strategy`` forces one or the other."""
+        return await fetch_patient_record(self, patient_id, types=types, strategy=strategy)
 
     # -- writes ------------------------------------------------------------------------------------------------
     async def transaction(self, bundle: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .capability import offered_types, operation_listed
 from .errors import (
@@ -34,7 +34,7 @@ from .search import merge_params, search_controls
 if TYPE_CHECKING:
     from .client import FhirClient
 
-__all__ = ["PATIENT_COMPARTMENT_TYPES", "belongs_to_patient", "fetch_patient_record"]
+__all__ = ["PATIENT_COMPARTMENT_TYPES", "RecordStrategy", "belongs_to_patient", "fetch_patient_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -166,10 +166,17 @@ async def _via_searches(
     return result
 
 
+RecordStrategy = Literal["auto", "everything", "searches"]
+
+
 async def fetch_patient_record(
-    client: FhirClient, patient_id: str, *, types: Sequence[str] | None = None
+    client: FhirClient, patient_id: str, *, types: Sequence[str] | None = None, strategy: RecordStrategy = "auto"
 ) -> SearchResult:
-    """The patient and their record as one `SearchResult` (the Patient first, then matches by type)."""
+    """The patient and their record as one `SearchResult` (the Patient first, then matches by type).
+
+    ``strategy``: ``auto`` follows the CapabilityStatement; ``everything`` calls ``$everything`` whatever it says
+    (with the same fallback on "not supported"); ``searches`` always uses the per-type searches.
+    """
     check_id(patient_id, "patient id")
     for resource_type in types or ():
         check_type(resource_type)
@@ -181,7 +188,9 @@ async def fetch_patient_record(
         logger.warning("no usable CapabilityStatement (%s); searching type by type", exc)
         capabilities = {}
     offered = offered_types(capabilities)
-    if operation_listed(capabilities, "Patient", "everything"):
+    use_everything = strategy == "everything" or (
+        strategy == "auto" and operation_listed(capabilities, "Patient", "everything"))
+    if use_everything:
         try:
             return await _via_everything(client, patient_id, types)
         except FhirStatusError as exc:

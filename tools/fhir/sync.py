@@ -15,6 +15,7 @@ from typing import Any, Self, TypeVar
 
 from .client import FhirClient
 from .errors import FhirError
+from .patient_record import RecordStrategy
 from .resource import Resource, SearchResult
 from .search import SearchParams
 
@@ -159,9 +160,11 @@ class SyncFhirClient:
         """See `FhirClient.search_url`."""
         return self._run(self.client.search_url(url, params, max_pages=max_pages, max_resources=max_resources))
 
-    def everything(self, patient_id: str, *, types: Sequence[str] | None = None) -> SearchResult:
+    def everything(
+        self, patient_id: str, *, types: Sequence[str] | None = None, strategy: RecordStrategy = "auto"
+    ) -> SearchResult:
         """See `FhirClient.everything`."""
-        return self._run(self.client.everything(patient_id, types=types))
+        return self._run(self.client.everything(patient_id, types=types, strategy=strategy))
 
     def transaction(self, bundle: dict[str, Any]) -> dict[str, Any]:
         """See `FhirClient.transaction`."""

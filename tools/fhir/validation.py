@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from .resource import Resource
 
-__all__ = ["to_resource", "validation_problem"]
+__all__ = ["clear_validation_cache", "to_resource", "validation_problem"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,12 @@ def _check(raw: Mapping[str, Any]) -> str | None:
     except (ValueError, TypeError) as exc:  # validators outside pydantic's wrapping
         return f"{type(exc).__name__}: {' '.join(str(exc).split())[:_PROBLEM_LIMIT]}"
     return None
+
+
+def clear_validation_cache() -> None:
+    """Forget every cached verdict (for measuring a first fetch, or after upgrading fhir.resources)."""
+    with _cache_lock:
+        _cache.clear()
 
 
 def validation_problem(raw: Mapping[str, Any]) -> str | None:

@@ -159,3 +159,18 @@ async def test_fallback_drops_other_patients_resources_when_the_server_ignores_t
         result = await fhir.everything("p1")
     assert [r.reference for r in result.resources if r.resource_type == "Condition"] == ["Condition/c1"]
     assert any("1 resources not linked to Patient/p1 dropped" in w for w in result.warnings)
+
+
+async def test_strategy_forces_searches_or_everything_whatever_the_capability_statement_says() -> None:
+    fake = fallback_server(everything=True)
+    async with fake.client() as fhir:
+        result = await fhir.everything("p1", strategy="searches")
+    assert not any("$everything" in p for p in fake.paths)
+    assert "Condition/c1" in [r.reference for r in result.resources]
+
+    fake = FakeFhir()
+    fake.on("GET /fhir/metadata", fhir_response(capability(everything=False)))
+    fake.on("GET /fhir/Patient/p1/$everything", fhir_response(bundle([patient(), CONDITION])))
+    async with fake.client() as fhir:
+        result = await fhir.everything("p1", strategy="everything")
+    assert [r.reference for r in result.resources] == ["Patient/p1", "Condition/c1"]
