@@ -1,7 +1,8 @@
 """Tools over patient records: ``tools.fhir`` (an async FHIR R4 client over httpx, confined to one base URL,
 read-only by default, with bearer and SMART Backend Services auth in ``tools.fhir.auth``), ``tools.records``
-(model-free record summaries with provenance) and ``tools.fhirserver`` (a local sekmet-fhir server for
-development, tests and ``clinicflow fhir serve``).
+(model-free record summaries with provenance), ``tools.fhir_tools`` (LangChain tools over the client for
+tool-calling models: compact cited text, fixable errors as text) and ``tools.fhirserver`` (a local sekmet-fhir
+server for development, tests and ``clinicflow fhir serve``).
 
 Nothing here imports ``agents``: tools are peers of the roles, composed by ``graphs``.
 """
