@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from pydantic import SecretStr
 
 from tools.fhir.auth import AuthError, SmartBackendAuth, SmartCredentials
 from tools.fhir.keys import generate_keypair
+from tools.fhirserver import SekmetServer
 
 pytestmark = pytest.mark.slow
 
@@ -39,34 +34,8 @@ class Sekmet:
     keys: dict[str, tuple[str, str]] = field(repr=False)  # client id -> (alg, private PEM); kept out of reports
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"sekmet exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base_url}/metadata", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"sekmet did not answer {base_url}/metadata within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sekmet]:
-    executable = Path(sys.executable).parent / "sekmet"
-    if not executable.exists():
-        pytest.fail(f"sekmet-fhir is a project dependency but {executable} is missing; reinstall the venv")
-    root = tmp_path_factory.mktemp("sekmet")
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}/fhir"
     keys: dict[str, tuple[str, str]] = {}
     clients: list[dict[str, Any]] = []
     for alg in ALGS:
@@ -74,34 +43,9 @@ def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sekmet]:
         client_id = f"clinicflow-{alg.lower()}"
         keys[client_id] = (alg, pem)
         clients.append({"client_id": client_id, "jwks": {"keys": [jwk]}, "scopes": "system/*.read"})
-    settings = {
-        "base_url": base_url,
-        "host": "127.0.0.1",
-        "port": port,
-        "data_dir": str(root / "data"),
-        "own_private_key_path": str(root / "keys" / "sekmet_private.pem"),
-        "simulator": {"enabled": False},
-        "log_inbound": False,
-        "server_auth": {"types": ["smart"], "smart_clients": clients, "token_lifetime": TOKEN_LIFETIME_S},
-    }
-    config = root / "settings.yaml"
-    config.write_text(yaml.safe_dump(settings))
-    log = root / "sekmet.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEKMET_")}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(executable), "serve", "-c", str(config)], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_ready(process, base_url, log)
-        yield Sekmet(base_url=base_url, keys=keys)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    server_auth = {"types": ["smart"], "smart_clients": clients, "token_lifetime": TOKEN_LIFETIME_S}
+    with SekmetServer(tmp_path_factory.mktemp("sekmet-smart"), server_auth=server_auth) as server:
+        yield Sekmet(base_url=server.base_url, keys=keys)
 
 
 def _auth(server: Sekmet, alg: str, **kwargs: Any) -> SmartBackendAuth:
