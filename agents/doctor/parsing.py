@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from agents.doctor.decision import Action, DoctorDecision
-from agents.doctor.json_objects import load_object, salvage_object, scan_objects
+from agents.json_objects import load_object, salvage_object, scan_objects
 
 ParseMethod = Literal["json", "json_salvage", "tag", "question", "prose_diagnosis"]
 

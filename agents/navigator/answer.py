@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.doctor.json_objects import load_object, salvage_object, scan_objects
+from agents.json_objects import load_object, salvage_object, scan_objects
 from agents.navigator.citations import find_citations, normalise_reference
 from agents.navigator.plan import KEYWORD_TYPES, shared_words
 

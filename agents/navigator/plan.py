@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.doctor.json_objects import load_object, scan_objects
+from agents.json_objects import close_truncated, load_object, scan_objects
 
 __all__ = [
     "MAX_FETCHES",
@@ -139,36 +139,6 @@ def validate_plan(value: Any, catalog: Catalog) -> FetchPlan:
         start, end = _as_date(entry.get("start")), _as_date(entry.get("end"))
         fetches[kind] = PlannedFetch(resource_type=kind, codes=codes, start=start, end=end)
     return FetchPlan(fetches=list(fetches.values())[:MAX_FETCHES])
-
-
-def close_truncated(snippet: str, attempts: int = 24) -> Any:
-    """A JSON value cut off by the token limit, read up to its last complete element: cut at a comma (from the
-    end, at most ``attempts`` of them) and close whatever is still open. None when no cut parses."""
-    stack: list[str] = []
-    cuts: list[tuple[int, str]] = []  # (index of a comma outside strings, the closers needed there)
-    in_string = escaped = False
-    for index, char in enumerate(snippet):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-            continue
-        if char == '"':
-            in_string = True
-        elif char in "[{":
-            stack.append("]" if char == "[" else "}")
-        elif char in "]}" and stack:
-            stack.pop()
-        elif char == ",":
-            cuts.append((index, "".join(reversed(stack))))
-    for index, closers in reversed(cuts[-attempts:]):
-        loaded = load_object('{"v": ' + snippet[:index] + closers + "}")
-        if loaded is not None:
-            return loaded["v"]
-    return None
 
 
 def parse_plan(reply: str, catalog: Catalog) -> PlanParse:

@@ -98,7 +98,7 @@ def test_a_plan_cut_off_by_the_token_limit_keeps_its_complete_elements() -> None
 
 
 def test_close_truncated() -> None:
-    from agents.navigator.plan import close_truncated
+    from agents.json_objects import close_truncated
 
     assert close_truncated('{"a": "x, \\" y", "b": [1, 2, 3') == {"a": 'x, " y', "b": [1, 2]}
     assert close_truncated('{"a": "no comma at all') is None

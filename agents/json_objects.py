@@ -1,6 +1,7 @@
 """Finding JSON objects in model text: balanced-brace scanning, cheap repairs, and salvage of truncated objects.
 
-Pure functions over strings; none raises on bad input. Used by ``parsing`` to read the doctor's reply.
+Pure functions over strings; none raises on bad input. Shared by the roles that read JSON from a model: the
+doctor's decisions (``agents.doctor.parsing``) and the navigator's plans and answers (``agents.navigator``).
 """
 
 from __future__ import annotations
@@ -103,3 +104,33 @@ def salvage_object(snippet: str) -> dict[str, Any]:
     if inner:
         salvaged.setdefault("differential", inner)
     return salvaged
+
+
+def close_truncated(snippet: str, attempts: int = 24) -> Any:
+    """A JSON value cut off by the token limit, read up to its last complete element: cut at a comma (from the
+    end, at most ``attempts`` of them) and close whatever is still open. None when no cut parses."""
+    stack: list[str] = []
+    cuts: list[tuple[int, str]] = []  # (index of a comma outside strings, the closers needed there)
+    in_string = escaped = False
+    for index, char in enumerate(snippet):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            continue
+        if char == '"':
+            in_string = True
+        elif char in "[{":
+            stack.append("]" if char == "[" else "}")
+        elif char in "]}" and stack:
+            stack.pop()
+        elif char == ",":
+            cuts.append((index, "".join(reversed(stack))))
+    for index, closers in reversed(cuts[-attempts:]):
+        loaded = load_object('{"v": ' + snippet[:index] + closers + "}")
+        if loaded is not None:
+            return loaded["v"]
+    return None
