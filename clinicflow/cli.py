@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.prompt import Prompt
@@ -17,14 +16,13 @@ from clinicflow.errors import user_facing
 from clinicflow.fhir_cli import fhir_app
 from clinicflow.logs import configure_logging
 from clinicflow.settings import ROLES, Settings
+from clinicflow.terminal import console, err, fail, run_async
 
 app = typer.Typer(
     help="Agentic clinical workflows: simulated consultations on MedGemma (or the embedded model).",
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-err = Console(stderr=True)
 app.add_typer(fhir_app, name="fhir")
 
 SPEC_FORMS = """Model specs (one per role):
@@ -35,11 +33,6 @@ SPEC_FORMS = """Model specs (one per role):
                                         e.g. openai:google/medgemma-27b-text-it@http://gpu-box:8000/v1"""
 
 RoleOpt = Annotated[Optional[str], typer.Option(show_default=False)]
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    raise typer.Exit(code)
 
 
 def _print_entry(entry: dict[str, Any]) -> None:
@@ -120,7 +113,7 @@ def consult(
     try:
         settings = Settings(**overrides)
     except Exception as exc:  # pydantic's ValidationError names the field and the accepted values
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     configure_logging(settings, err)
     db: Path | str = checkpoint_db if checkpoint_db is not None else settings.checkpoint_db
     role_overrides = {"reasoning": reasoning, "patient": patient, "measurement": measurement, "judge": judge}
@@ -131,7 +124,7 @@ def consult(
             if resume:
                 saved = await saved_origin(saver, resume)
                 if not saved:
-                    _fail(f"no consultation {resume!r} in {db}")
+                    fail(f"no consultation {resume!r} in {db}")
                 case_ref = saved["case_ref"]
                 for role, spec in saved.get("specs", {}).items():
                     role_overrides[role] = role_overrides.get(role) or spec
@@ -196,18 +189,7 @@ def consult(
             write_transcript(out_dir, transcript)
             _summary(transcript, out_dir)
 
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        err.print("[yellow]Interrupted; every finished step is checkpointed. Rerun with --resume THREAD.[/]")
-        raise typer.Exit(130) from None
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        message = user_facing(exc)
-        if message is None:
-            raise
-        _fail(message)
+    run_async(main, interrupted="Interrupted; every finished step is checkpointed. Rerun with --resume THREAD.")
 
 
 @app.command()
@@ -262,7 +244,7 @@ def cases(
         try:
             loaded = load_cases(dataset, skip_bad=skip_bad)
         except Exception as exc:
-            _fail(str(exc))
+            fail(str(exc))
         listed = loaded.cases
         for problem in loaded.problems:
             err.print(f"[yellow]skipped:[/] {escape(str(problem))}")

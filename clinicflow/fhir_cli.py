@@ -7,29 +7,24 @@ command-line token that would land in shell history unless the user insists (``-
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import os
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, Optional
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from clinicflow.errors import user_facing
 from clinicflow.logs import configure_logging
 from clinicflow.settings import Settings
+from clinicflow.terminal import console, err, fail, run_async
 
 fhir_app = typer.Typer(help="Patient records over FHIR R4: find, summarise, ask, serve.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
 
 BaseUrlOpt = Annotated[Optional[str], typer.Option(
     "--base-url", help="FHIR R4 base URL. [default: settings, else a running `clinicflow fhir serve`]")]
@@ -38,11 +33,6 @@ TokenOpt = Annotated[Optional[str], typer.Option(
     help="Bearer token (prefer CLINICFLOW_FHIR__TOKEN: options end up in shell history).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 NowOpt = Annotated[Optional[str], typer.Option(help="The date questions and ages are relative to (YYYY-MM-DD). [default: today]")]
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    raise typer.Exit(code)
 
 
 def _settings(auth: str | None, token: str | None) -> Settings:
@@ -57,8 +47,7 @@ def _settings(auth: str | None, token: str | None) -> Settings:
         if fhir:
             settings.fhir = type(settings.fhir).model_validate({**settings.fhir.model_dump(), **fhir})
     except Exception as exc:  # pydantic names the field and the accepted values
-        _fail(str(exc), 2)
-        raise
+        fail(str(exc), 2)
     configure_logging(settings, err)
     return settings
 
@@ -68,9 +57,8 @@ def _base_url(settings: Settings, override: str | None) -> str:
 
     base = resolve_base_url(settings, override)
     if base is None:
-        _fail("no FHIR server: pass --base-url, set CLINICFLOW_FHIR__BASE_URL, or start one with "
-              "`clinicflow fhir serve` (demo records) in another terminal", 2)
-    assert base is not None
+        fail("no FHIR server: pass --base-url, set CLINICFLOW_FHIR__BASE_URL, or start one with "
+             "`clinicflow fhir serve` (demo records) in another terminal", 2)
     return base
 
 
@@ -80,24 +68,7 @@ def _now(value: str | None) -> datetime | None:
     try:
         return datetime.combine(date.fromisoformat(value), datetime.min.time())
     except ValueError:
-        _fail(f"--now {value!r} is not a date (YYYY-MM-DD)", 2)
-        raise
-
-
-def _run(work: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return asyncio.run(work())
-    except KeyboardInterrupt:
-        err.print("[yellow]Interrupted.[/]")
-        raise typer.Exit(130) from None
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        message = user_facing(exc)
-        if message is None:
-            raise
-        _fail(message)
-        raise
+        fail(f"--now {value!r} is not a date (YYYY-MM-DD)", 2)
 
 
 def _to_json(value: Any) -> str:
@@ -148,7 +119,7 @@ def patients(
             result = await client.search("Patient", params, max_resources=limit)
             return [r.raw for r in result.resources][:limit], result.truncated
 
-    found, more = _run(work)
+    found, more = run_async(work)
     if as_json:
         console.print_json(_to_json(found))
         return
@@ -189,7 +160,7 @@ def summary(
             return build_snapshot(record.raw(), now=moment), len(record.all()), record.warnings, client.round_trips
 
     with console.status(f"Fetching Patient/{patient}..."):
-        snapshot, count, warnings, trips = _run(work)
+        snapshot, count, warnings, trips = run_async(work)
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     if as_json:
@@ -225,7 +196,7 @@ def ask(
         return await fhir_wiring.ask_record(settings, base, patient, question, model, now=moment)
 
     with console.status(f"Reading Patient/{patient} and answering..."):
-        answer = _run(work)
+        answer = run_async(work)
     if as_json:
         console.print_json(_to_json(answer))
         return
@@ -260,10 +231,14 @@ def serve(
             server.start()
         with console.status(f"Loading {len(sources)} bundles..."):
             report = server.load(sources) if sources else None
-    except Exception as exc:
-        server.stop()
-        message = user_facing(exc) or f"{type(exc).__name__}: {exc}"
-        _fail(message)
+    except BaseException as exc:
+        server.stop()  # never leave a half-started server behind, whatever went wrong
+        if isinstance(exc, KeyboardInterrupt):
+            raise typer.Exit(130) from None
+        message = user_facing(exc) if isinstance(exc, Exception) else None
+        if message is None:
+            raise
+        fail(message)
     announce_server(settings, server.base_url, os.getpid())
     loaded = "already loaded" if report is None else report.summary()
     console.print(f"[bold green]FHIR server ready:[/] {server.base_url}\n[dim]{escape(loaded)}[/]")

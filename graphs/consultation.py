@@ -96,7 +96,10 @@ def build_consultation_graph(
                                    "text": f"Health record {record.patient} unavailable: {exc}"}]
             return update
         update["record_summary"] = summary.text
-        update["findings"] = [{"turn": 0, "source": "record", "refs": list(summary.sources), "text": summary.text}]
+        # The summary's text lives once, in record_summary; the finding records what was read and from where.
+        update["findings"] = [{"turn": 0, "source": "record", "refs": list(summary.sources),
+                               "text": f"Record summary of {summary.patient} read at intake "
+                                       f"({len(summary.sources)} sources, as of {summary.as_of or 'unknown'})"}]
         return update
 
     async def decide(state: ConsultationState) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from graphs.record_store import RecordStoreError, SearchParams, UnsupportedSearchError
@@ -45,33 +46,49 @@ class FhirRecordStore:
         lock = self._locks.setdefault(patient_id, asyncio.Lock())
         async with lock:  # concurrent first requests for one patient must not fetch the record twice
             if patient_id not in self._records:
-                result = await self._call(self.client.everything(patient_id))
+                try:
+                    with _translated():
+                        result = await self.client.everything(patient_id)
+                except _Absent as exc:
+                    raise RecordStoreError(str(exc)) from exc
+                _log_warnings(result)
                 self._records[patient_id] = result.raw()
             return self._records[patient_id]
 
     async def search(self, resource_type: str, params: SearchParams) -> list[dict[str, Any]]:
         count = params.get("_count")
         cap = int(count) if isinstance(count, str) and count.isdigit() and int(count) > 0 else None
-        result = await self._call(self.client.search(resource_type, params, max_resources=cap))
-        return [r.raw for r in result.resources][:cap]
+        with _translated():
+            result = await self.client.search(resource_type, params, max_resources=cap)
+        _log_warnings(result)
+        return [r.raw for r in result.resources]
 
     async def resolve(self, reference: str) -> dict[str, Any] | None:
         try:
-            return (await self._call(self.client.resolve(reference))).raw
-        except RecordStoreError as exc:
-            if isinstance(exc.__cause__, (ResourceNotFoundError, ResourceGoneError)):
-                return None
-            raise
+            with _translated():
+                return (await self.client.resolve(reference)).raw
+        except _Absent:
+            return None
 
-    async def _call(self, pending: Any) -> Any:
-        try:
-            result = await pending
-        except InvalidRequestError as exc:
-            raise UnsupportedSearchError(str(exc)) from exc
-        except FhirError as exc:
-            raise RecordStoreError(str(exc)) from exc
-        if isinstance(result, SearchResult):
-            for warning in result.warnings:
-                if not warning.startswith("stopped at max_resources"):  # the `_count` the graph asked for
-                    logger.warning("FHIR search: %s", warning)
-        return result
+
+class _Absent(Exception):
+    """A reference to a resource the server does not hold (404) or no longer holds (410)."""
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Client errors as the store's errors (``graphs.record_store``); an absent resource as ``_Absent``."""
+    try:
+        yield
+    except (ResourceNotFoundError, ResourceGoneError) as exc:
+        raise _Absent(str(exc)) from exc
+    except InvalidRequestError as exc:
+        raise UnsupportedSearchError(str(exc)) from exc
+    except FhirError as exc:
+        raise RecordStoreError(str(exc)) from exc
+
+
+def _log_warnings(result: SearchResult) -> None:
+    for warning in result.warnings:
+        if not warning.startswith("stopped at max_resources"):  # the `_count` the graph asked for, not news
+            logger.warning("FHIR search: %s", warning)

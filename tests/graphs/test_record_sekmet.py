@@ -96,6 +96,9 @@ async def test_planted_instructions_change_neither_urls_nor_verbs(demo_fhir_serv
             entry["request"]["url"] = f"{resource['resourceType']}/{resource['id']}"
             text = json.dumps(resource).replace(f"Patient/{DEMO_PATIENT}\"", f"Patient/{DEMO_PATIENT}-{suffix}\"")
             entry["resource"] = json.loads(text)
+            if resource["resourceType"] == "Patient":
+                # The session server is shared: these copies must not answer other tests' name searches.
+                entry["resource"]["name"] = [{"family": f"Injectiontest{suffix.capitalize()}", "given": ["Copy"]}]
     for entry in planted["entry"]:
         resource = entry["resource"]
         if resource["resourceType"] == "Observation" and "hba1c" in resource["id"]:
