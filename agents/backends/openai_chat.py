@@ -62,7 +62,8 @@ class OpenAICompatChatModel(BaseChatModel):
     """An OpenAI-compatible server behind the LangChain chat interface.
 
     Per-call kwargs: ``max_new_tokens`` (int) overrides the cap; ``json_schema`` (dict) is sent as a strict
-    ``response_format``; a server that refuses it is asked again without it, and remembered as refusing.
+    ``response_format``; a server that refuses it is asked again without it, and remembered as refusing; ``seed``
+    (int) overrides the instance seed for this call.
     """
 
     spec: str
@@ -210,7 +211,7 @@ class OpenAICompatChatModel(BaseChatModel):
             messages=to_openai_messages(messages),
             max_tokens=int(kwargs.get("max_new_tokens") or self.max_new_tokens),
             temperature=self.temperature,
-            seed=self.seed,
+            seed=kwargs.get("seed", self.seed),
             stop=stop,
             json_schema=schema,
         )

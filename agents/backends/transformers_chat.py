@@ -30,7 +30,8 @@ class TransformersChatModel(BaseChatModel):
     """A local transformers model behind the LangChain chat interface.
 
     Per-call kwargs: ``max_new_tokens`` (int) overrides the instance cap; ``json_schema`` (dict) says the caller's
-    prompt asks for a JSON object, so generation stops when that object closes (no constrained decoding locally).
+    prompt asks for a JSON object, so generation stops when that object closes (no constrained decoding locally);
+    ``seed`` (int) overrides the instance seed for this call (a benchmark seeds each case attempt).
     """
 
     spec: ModelSpec
@@ -83,7 +84,7 @@ class TransformersChatModel(BaseChatModel):
             prompt,
             max_new_tokens=max_new,
             temperature=self.temperature,
-            seed=self.seed,
+            seed=kwargs.get("seed", self.seed),
             stop=stop,
             json_reply=schema is not None,
         )

@@ -122,12 +122,18 @@ def _rejects_generation_kwargs(exc: TypeError) -> bool:
 
 
 def _repair_plan(
-    objective: str, exchanges: Sequence[Exchange], messages: list[BaseMessage], max_turns: int, *, final: bool
+    objective: str,
+    exchanges: Sequence[Exchange],
+    messages: list[BaseMessage],
+    max_turns: int,
+    *,
+    final: bool,
+    system_note: str | None = None,
 ) -> Callable[[str, str], list[BaseMessage]] | None:
     """How this turn repairs an unusable reply: a function (bad reply, reason) -> messages, or None for no repair."""
     if final:
         # The last chance of a real diagnosis: always tried, in a short context that small models can answer.
-        return lambda _bad, _reason: final_repair_messages(objective, exchanges, max_turns)
+        return lambda _bad, _reason: final_repair_messages(objective, exchanges, max_turns, system_note=system_note)
     if count_fallbacks([ex.reply for ex in exchanges]) >= NO_REPAIR_AFTER_FALLBACKS:
         # A model that has needed the fallback this often in this consultation rarely recovers on a repair (small
         # models copy their last reply): save the call. Read from the dialogue, so a resumed run decides the same.
@@ -139,17 +145,25 @@ def _repair_plan(
 class Doctor:
     """Interviews, orders tests and diagnoses, driven by ``model`` (a langchain-core chat model)."""
 
-    def __init__(self, model: BaseChatModel, *, max_new_tokens: int = 384, schema_hint: bool = True) -> None:
+    def __init__(
+        self,
+        model: BaseChatModel,
+        *,
+        max_new_tokens: int = 384,
+        schema_hint: bool = True,
+        system_note: str | None = None,
+    ) -> None:
         """``max_new_tokens`` caps each call's reply. ``schema_hint`` passes the decision's JSON Schema with each
         call (servers with constrained decoding enforce it); turn it off for a local backend that pastes the
         schema into the prompt, which small models echo instead of answering (the system prompt shows the
-        format already).
+        format already). ``system_note`` is appended to the rules on every call (a benchmark's bias condition).
         """
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
         self.model = model
         self.max_new_tokens = max_new_tokens
         self.schema_hint = schema_hint
+        self.system_note = system_note
         # Set once a model has refused our generation keyword arguments, so later calls skip the failing attempt.
         self._plain_calls = False
 
@@ -216,7 +230,7 @@ class Doctor:
             raise ValueError(f"turn ({turn}) and max_turns ({max_turns}) must be at least 1")
         started = perf_counter()
         final = turn >= max_turns
-        messages = build_messages(objective, exchanges, turn, max_turns, record=record)
+        messages = build_messages(objective, exchanges, turn, max_turns, record=record, system_note=self.system_note)
         attempts = await self._query(
             messages,
             partial(
@@ -227,7 +241,7 @@ class Doctor:
                 prior_differential=prior_differential,
                 record_available=record is not None,
             ),
-            _repair_plan(objective, exchanges, messages, max_turns, final=final),
+            _repair_plan(objective, exchanges, messages, max_turns, final=final, system_note=self.system_note),
             with_record=record is not None,
         )
 

@@ -54,15 +54,18 @@ def build_messages(
     max_turns: int,
     *,
     record: str | None = None,
+    system_note: str | None = None,
 ) -> list[BaseMessage]:
     """[system, objective + note(1), (reply, answer + note(i+1))...]; the final-turn instruction only at the end.
 
     History notes are numbered by position (exchange i opens turn i + 2) so they never change; the last note uses
     ``turn``, which a consistent caller passes as ``len(exchanges) + 1``. ``record`` is the health-record summary
     loaded at intake: it opens the first human message, fenced as data, so it stays in the stable prefix.
+    ``system_note`` is a sentence appended to the rules (an AgentClinic bias condition), the same every turn.
     """
     notes = [turn_note(i + 1, max_turns) for i in range(len(exchanges))] + [turn_note(turn, max_turns)]
-    messages: list[BaseMessage] = [SystemMessage(system_prompt(max_turns, with_record=record is not None))]
+    messages: list[BaseMessage] = [SystemMessage(_with_note(system_prompt(max_turns, with_record=record is not None),
+                                                            system_note))]
     opening = objective.strip() if record is None else f"{objective.strip()}\n\n{record_block(record)}"
     human = [f"{opening}\n\n{notes[0]}"]
     human += [
@@ -84,7 +87,13 @@ def repair_messages(messages: Sequence[BaseMessage], bad_reply: str, reason: str
     return [*messages, AIMessage(bad_reply.strip() or "(empty reply)"), HumanMessage(repair_prompt(reason))]
 
 
-def final_repair_messages(objective: str, exchanges: Sequence[Exchange], max_turns: int) -> list[BaseMessage]:
+def _with_note(rules: str, note: str | None) -> str:
+    return f"{rules}\n\n{note.strip()}" if note and note.strip() else rules
+
+
+def final_repair_messages(
+    objective: str, exchanges: Sequence[Exchange], max_turns: int, *, system_note: str | None = None
+) -> list[BaseMessage]:
     """A short, fresh context for the final turn's repair: the objective and every answer, then "diagnose now".
 
     Used only when the final reply yields no diagnosis at all. Small models at the end of a long dialogue copy
@@ -95,6 +104,6 @@ def final_repair_messages(objective: str, exchanges: Sequence[Exchange], max_tur
     facts = "\n".join(f"- {answer_label(ex.answered_by)}: {ex.answer.strip()}" for ex in exchanges)
     learned = f"\n\nWhat you learned:\n{facts}" if facts else ""
     return [
-        SystemMessage(system_prompt(max_turns)),
+        SystemMessage(_with_note(system_prompt(max_turns), system_note)),
         HumanMessage(f"{objective.strip()}{learned}\n\n{final_repair_prompt()}"),
     ]

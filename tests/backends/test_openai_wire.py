@@ -199,6 +199,19 @@ def test_request_shape_and_auth_header() -> None:
     assert "authorization" not in seen[1].headers  # no key, no header
 
 
+def test_a_per_call_seed_overrides_the_instance_seed() -> None:
+    seen: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json=_reply("fine"))
+
+    model = _model(handler, seed=7)
+    model.invoke("hi", seed=123)
+    model.invoke("hi")
+    assert [body["seed"] for body in seen] == [123, 7]
+
+
 async def test_async_retries_through_mock_transport() -> None:
     calls = 0
 

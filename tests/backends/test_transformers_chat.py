@@ -179,6 +179,9 @@ def test_sampling_is_seeded_and_greedy_is_the_default(tiny_gemma_dir: Path) -> N
 
     assert sample(1) == sample(1)
     assert len({sample(1), sample(2), sample(3)}) > 1  # 262k-token vocabulary, random weights: seeds differ
+    # A per-call seed (a benchmark seeds each attempt) wins over the instance's.
+    shared = build_chat_model(spec, temperature=1.0, seed=1, max_new_tokens=6)
+    assert shared.invoke(prompt, seed=2).content == sample(2)
     greedy = build_chat_model(spec, max_new_tokens=6)
     assert greedy.invoke(prompt).content == greedy.invoke(prompt).content
 
