@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.prompt import Prompt
 from rich.table import Table
 
+from clinicflow.bench_cli import bench_app
 from clinicflow.errors import user_facing
 from clinicflow.fhir_cli import fhir_app
 from clinicflow.logs import configure_logging
@@ -24,6 +25,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(fhir_app, name="fhir")
+app.add_typer(bench_app, name="bench")
 
 SPEC_FORMS = """Model specs (one per role):
   embedded                              SmolLM2-135M-Instruct shipped through PyPI (CPU, the default)

@@ -63,6 +63,21 @@ class FhirSettings(BaseModel):
     summary_tokens: int = Field(1200, ge=200, description="Token budget of the record summary the doctor reads.")
 
 
+class BenchSettings(BaseModel):
+    """Benchmark runs (``CLINICFLOW_BENCH__*``; ``[bench]`` in the config file)."""
+
+    data_dir: Path | None = Field(
+        None, description="Folder holding the AgentClinic case files (agentclinic_medqa.jsonl, ...), for "
+        "--dataset medqa|medqa_ext|nejm|nejm_ext|mimiciv."
+    )
+    runs_dir: Path = Field(Path("runs/bench"), description="Where run directories go unless --run-dir is given.")
+    concurrency: int = Field(4, ge=1, le=1024, description="Case attempts in flight at once.")
+    max_connections: int = Field(32, ge=1, le=1024, description="Model calls in flight per remote endpoint.")
+    cache_file: Path | None = Field(
+        None, description="The model-call cache used with --cache; unset: <cache dir>/model-calls.sqlite."
+    )
+
+
 def _default_config_file() -> Path:
     return Path(platformdirs.user_config_dir("clinicflow")) / "config.toml"
 
@@ -87,6 +102,7 @@ class Settings(BaseSettings):
     # Sent as a bearer token to OpenAI-compatible servers; never written to logs or transcripts.
     openai_api_key: SecretStr | None = None
     fhir: FhirSettings = Field(default_factory=FhirSettings)
+    bench: BenchSettings = Field(default_factory=BenchSettings)
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("clinicflow")))
     cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir("clinicflow")))
 
@@ -114,6 +130,11 @@ class Settings(BaseSettings):
     def fhir_server_dir(self) -> Path:
         """Where ``clinicflow fhir serve`` keeps its store and announces the running server."""
         return self.data_dir / "fhir-server"
+
+    @property
+    def call_cache_file(self) -> Path:
+        """The benchmark's model-call cache (SQLite)."""
+        return self.bench.cache_file or self.cache_dir / "model-calls.sqlite"
 
     @property
     def model_cache_dir(self) -> Path:

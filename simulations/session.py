@@ -18,18 +18,15 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
-from agents.doctor import Doctor
 from graphs.consultation import build_consultation_graph, recursion_limit_for
 from graphs.environment import Environment
 from graphs.interactive import InteractiveEnvironment, InteractiveRequest
 from graphs.record_lookup import RecordLookup
 from graphs.state import DialogueEntry
 from simulations.cases import Case
-from simulations.clinic import SimulatedClinic
-from simulations.judge import Judge
+from simulations.scoring import score_consultation
 from simulations.leaks import leaks_diagnosis
-from simulations.measurement import MeasurementActor
-from simulations.patient import PatientActor
+from simulations.protocols import Protocol, build_doctor, build_environment
 from simulations.transcript import TRANSCRIPT_VERSION, totals_of
 
 EntryCallback = Callable[[DialogueEntry], None]
@@ -62,13 +59,26 @@ class ConsultationSetup:
     # Where the record lives ({"base_url": ..., "patient": ...}), kept in the checkpoint so `--resume` can reopen
     # it; never credentials.
     record_origin: dict[str, Any] | None = None
+    # "clinicflow": our structured doctor and actors; "agentclinic": upstream's tag protocol, reproduced.
+    protocol: Protocol = "clinicflow"
+    doctor_bias: str | None = None
+    patient_bias: str | None = None
+    # Score with the 5-point rubric judge beside the yes/no verdict (one more judge call).
+    rubric: bool = False
 
     def environment(self) -> Environment:
         if self.interactive:
             return InteractiveEnvironment(self.case.objective)
-        patient = PatientActor(self.models["patient"], self.case)
-        measurement = MeasurementActor(self.models["measurement"], self.case, mode=self.measurement_mode)
-        return SimulatedClinic(self.case, patient, measurement)
+        return build_environment(
+            self.protocol, self.case, self.models, measurement_mode=self.measurement_mode,
+            patient_bias=self.patient_bias,
+        )
+
+    def doctor(self) -> Any:
+        """The doctor role this protocol plays (ours, or upstream's tag-following one)."""
+        return build_doctor(
+            self.protocol, self.models["reasoning"], bias=self.doctor_bias, max_new_tokens=self.doctor_max_new_tokens
+        )
 
     def origin(self) -> dict[str, Any]:
         return {
@@ -78,6 +88,9 @@ class ConsultationSetup:
             "measurement_mode": self.measurement_mode,
             "specs": dict(self.specs),
             "record": dict(self.record_origin) if self.record_origin else None,
+            "protocol": self.protocol,
+            "doctor_bias": self.doctor_bias,
+            "patient_bias": self.patient_bias,
         }
 
 
@@ -108,8 +121,7 @@ async def run_consultation(
     """Run (or resume) one consultation to its verdict and return the transcript as a JSON-ready dict."""
     started = time.perf_counter()
     environment = setup.environment()
-    doctor = Doctor(setup.models["reasoning"], max_new_tokens=setup.doctor_max_new_tokens)
-    graph = build_consultation_graph(doctor, environment, record=setup.record, checkpointer=checkpointer)
+    graph = build_consultation_graph(setup.doctor(), environment, record=setup.record, checkpointer=checkpointer)
     config: dict[str, Any] = {
         "configurable": {"thread_id": thread_id},
         "recursion_limit": recursion_limit_for(setup.max_turns),
@@ -164,26 +176,18 @@ async def _transcript(
 ) -> dict[str, Any]:
     case = setup.case
     diagnosis = state.get("final_diagnosis")
-    verdict: dict[str, Any] | None = None
-    if case.correct_diagnosis and diagnosis:
-        judged = await Judge(setup.models["judge"]).verdict(case.correct_diagnosis, diagnosis)
-        verdict = {
-            "correct": judged.correct,
-            "method": judged.method,
-            "raw": judged.raw,
-            "model": judged.model,
-            "input_tokens": judged.input_tokens,
-            "output_tokens": judged.output_tokens,
-            "seconds": judged.seconds,
-            "calls": judged.calls,
-        }
     dialogue = list(state.get("dialogue", []))
+    score = await score_consultation(
+        setup.protocol, case, dialogue, diagnosis, setup.models.get("judge"), rubric=setup.rubric
+    )
     revealed = [e["text"] for e in dialogue if e["role"] == "measurement"]
     return {
         "version": TRANSCRIPT_VERSION,
         "clinicflow": _package_version(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "thread_id": thread_id,
+        "protocol": setup.protocol,
+        "biases": {"doctor": setup.doctor_bias, "patient": setup.patient_bias},
         "case": {
             "id": case.id,
             "ref": setup.case_ref or case.id,
@@ -204,8 +208,11 @@ async def _transcript(
             "final_diagnosis": diagnosis,
             "ended_by": state.get("ended_by"),
             "leak": any(leaks_diagnosis(case, text) for text in revealed),
+            "leak_sources": sorted({f["source"] for f in state.get("findings", [])
+                                    if f["source"].startswith("test:") and leaks_diagnosis(case, f["text"])}),
         },
-        "verdict": verdict,
-        "totals": totals_of(dialogue, verdict),
+        "verdict": score.verdict,
+        "rubric": score.rubric,
+        "totals": totals_of(dialogue, score.judge_usage),
         "wall_seconds": round(wall, 3),
     }

@@ -1,0 +1,194 @@
+"""``clinicflow bench``: run a benchmark over a dataset (resumable), write its report, compare two runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from clinicflow.logs import configure_logging
+from clinicflow.settings import Settings
+from clinicflow.terminal import console, err, fail, run_async
+
+bench_app = typer.Typer(help="Benchmark runs over AgentClinic-style datasets: run, report, compare.",
+                        no_args_is_help=True)
+
+RoleOpt = Annotated[Optional[str], typer.Option(show_default=False)]
+INTERRUPTED = "Interrupted: every finished attempt is kept. Run the same command again to resume."
+
+
+class _Live:
+    """The progress bar: attempts done of planned, errors, running accuracy, ETA."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("errors [red]{task.fields[errors]}[/]"), TextColumn("accuracy {task.fields[accuracy]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self.task: Any = None
+        self.errors = self.judged = self.correct = 0
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "planned":
+            self.task = self.progress.add_task("attempts", total=event.planned, completed=event.skipped,
+                                               errors=0, accuracy="-")
+            return
+        if event.kind != "finished" or self.task is None:
+            return
+        result = event.result
+        if result.status == "error":
+            self.errors += 1
+        elif result.correct is not None:
+            self.judged += 1
+            self.correct += bool(result.correct)
+        accuracy = f"{self.correct / self.judged:.0%} ({self.correct}/{self.judged})" if self.judged else "-"
+        self.progress.update(self.task, advance=1, errors=self.errors, accuracy=accuracy)
+
+
+def _settings(overrides: dict[str, Any]) -> Settings:
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except Exception as exc:  # pydantic's ValidationError names the field and the accepted values
+        fail(str(exc), 2)
+    configure_logging(settings, err)
+    return settings
+
+
+@bench_app.command("run")
+def run(
+    dataset: Annotated[list[str], typer.Option(help="medqa, medqa_ext, nejm, nejm_ext, mimiciv, demo, or a case file. Repeat to run several.")],
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the AgentClinic files. [default: settings bench.data_dir]")] = None,
+    protocol: Annotated[str, typer.Option(help="clinicflow (our doctor, strict measurement, rubric judge) or agentclinic (upstream's protocol, reproduced).")] = "clinicflow",
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N selected cases.")] = None,
+    cases: Annotated[Optional[str], typer.Option(help="Cases by 0-based index, range or id: 3,7,9 or 0-4 or medqa:0003.")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Attempts per case (and bias).")] = 1,
+    bias: Annotated[Optional[list[str]], typer.Option(help="none, doctor:<name> or patient:<name>; repeat for several conditions. See `clinicflow bench biases`.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(min=1, help="Attempts in flight. [default: settings, 4]")] = None,
+    max_connections: Annotated[Optional[int], typer.Option(min=1, help="Calls in flight per model server. [default: settings, 32]")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option(help="The run directory. [default: runs/bench/<dataset>-<protocol>-<config hash>]")] = None,
+    force_new: Annotated[bool, typer.Option("--force-new", help="Start the run directory over when its configuration differs (the old run is moved aside).")] = False,
+    reasoning: RoleOpt = None,
+    patient: RoleOpt = None,
+    measurement: RoleOpt = None,
+    judge: RoleOpt = None,
+    measurement_mode: Annotated[Optional[str], typer.Option(help="strict or agentclinic. [default: the protocol's]")] = None,
+    max_turns: Annotated[Optional[int], typer.Option(min=1, help="Doctor turns per case. [default: 20]")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Run seed; each attempt's seed derives from it. [default: 0]")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="[default: 0]")] = None,
+    rubric: Annotated[Optional[bool], typer.Option("--rubric/--no-rubric", help="The 5-point rubric judge. [default: on for clinicflow]")] = None,
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Serve identical model calls from the on-disk cache (exact replays).")] = False,
+    cache_file: Annotated[Optional[Path], typer.Option(help="The cache file. [default: <cache dir>/model-calls.sqlite]")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed case lines instead of stopping.")] = False,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.md and report.html at the end.")] = True,
+) -> None:
+    """Run every case attempt of a dataset; running the same command again resumes where it stopped."""
+    from clinicflow import bench_wiring, wiring
+    from simulations.bench import RunOptions, run_benchmark, write_report
+
+    settings = _settings({"max_turns": max_turns, "temperature": temperature, "seed": seed})
+    specs = wiring.role_specs(settings, {"reasoning": reasoning, "patient": patient,
+                                         "measurement": measurement, "judge": judge})
+    choices = bench_wiring.BenchChoices(
+        datasets=dataset, protocol=protocol, data_dir=data_dir, limit=limit, cases=cases, repeats=repeats,
+        biases=bias or ["none"], measurement_mode=measurement_mode, rubric=rubric, skip_bad=skip_bad,
+    )
+    try:
+        plan, datasets = bench_wiring.build_plan(settings, choices, specs)
+    except (ValueError, LookupError, OSError) as exc:
+        fail(str(exc), 2)
+    target = run_dir or bench_wiring.default_run_dir(settings, plan)
+    options = RunOptions(
+        concurrency=concurrency or settings.bench.concurrency,
+        max_connections=max_connections or settings.bench.max_connections,
+        cache_path=(cache_file or settings.call_cache_file) if cache else None,
+        force_new=force_new,
+    )
+    config = plan.config
+    if any(d.name.startswith("nejm") for d in datasets):
+        err.print("[yellow]note:[/] NEJM cases run text-only for now: their images are not sent to the doctor.")
+    console.print(Panel(
+        f"[bold]Run directory:[/] {escape(str(target))}\n"
+        f"[bold]Protocol:[/] {config.protocol}  [bold]measurement:[/] {config.measurement_mode}  "
+        f"[bold]turns:[/] {config.max_turns}  [bold]rubric judge:[/] {'on' if config.rubric else 'off'}\n"
+        f"[bold]Cases:[/] {len(plan.cases)} from {', '.join(escape(d.name) for d in datasets)}; "
+        f"{config.repeats} repeat(s) x {len(config.biases)} bias condition(s) = {len(plan.attempts())} attempts\n"
+        + "\n".join(f"[dim]{role}: {escape(spec)}[/]" for role, spec in config.models.items())
+        + f"\n[dim]concurrency {options.concurrency}, {options.max_connections} calls per server; seed "
+          f"{config.seed}, temperature {config.temperature}; cache {'on' if cache else 'off'}[/]",
+        title="clinicflow bench run", expand=False,
+    ))
+    models = bench_wiring.build_models(settings, specs)
+    live = _Live()
+
+    async def main() -> Any:
+        with live.progress:
+            return await run_benchmark(plan, target, models, options, on_event=live)
+
+    summary = run_async(main, interrupted=INTERRUPTED)
+    _print_summary(summary)
+    if report:
+        files = write_report(summary.run_dir)
+        console.print(f"[bold]Report:[/] {files.markdown} and {files.html}")
+    if summary.errors:
+        err.print(f"[yellow]{summary.errors} attempt(s) ended in an error (reasons in results.jsonl, tracebacks in "
+                  f"errors.log); run the same command again to retry them.[/]")
+
+
+def _print_summary(summary: Any) -> None:
+    table = Table(title=f"Run {summary.run_id}")
+    for column in ("planned", "done before", "finished now", "errors now", "accuracy", "wall", "cache hits"):
+        table.add_column(column)
+    accuracy = f"{summary.correct}/{summary.judged} = {summary.correct / summary.judged:.1%}" if summary.judged else "-"
+    calls = summary.cache_hits + summary.cache_misses
+    hits = f"{summary.cache_hits}/{calls}" if calls else "-"
+    table.add_row(str(summary.planned), str(summary.skipped), str(summary.finished), str(summary.errors),
+                  accuracy, f"{summary.wall_seconds:.1f} s", hits)
+    console.print(table)
+
+
+@bench_app.command("report")
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Write report.md and a self-contained report.html (plots, case table, readable transcripts)."""
+    from simulations.bench import RunDirError, write_report
+
+    try:
+        files = write_report(run_dir)
+    except RunDirError as exc:
+        fail(str(exc))
+    for problem in files.problems:
+        err.print(f"[yellow]warning:[/] {escape(problem)}")
+    console.print(f"Wrote {files.markdown}, {files.html} and {files.transcripts} transcript pages.")
+
+
+@bench_app.command("compare")
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="The baseline run directory.")],
+    run_b: Annotated[Path, typer.Argument(help="The run compared with it.")],
+) -> None:
+    """Pair the attempts of two runs and test the difference in accuracy (McNemar)."""
+    from simulations.bench import RunDirError, compare_runs, render_comparison
+
+    try:
+        comparison = compare_runs(run_a, run_b)
+    except RunDirError as exc:
+        fail(str(exc))
+    console.print(render_comparison(comparison), markup=False, highlight=False)
+
+
+@bench_app.command("biases")
+def biases() -> None:
+    """List the bias conditions (AgentClinic's 12 doctor and 11 patient biases)."""
+    from simulations.protocols import doctor_bias_names, patient_bias_names
+
+    console.print("none", markup=False)
+    for name in doctor_bias_names():
+        console.print(f"doctor:{name}", markup=False)
+    for name in patient_bias_names():
+        console.print(f"patient:{name}", markup=False)

@@ -1,0 +1,163 @@
+"""One case attempt of a benchmark: its models wrapped for the run, the consultation, the score, the result line.
+
+Every role's chat model is wrapped per attempt (``RunModel``): the attempt's seed goes with each call, identical
+calls are served from the run's cache, each endpoint's concurrency limit is respected, and a model failure is
+recorded. An attempt whose consultation raised, or whose models failed on the way (the doctor degrades rather than
+raise, so its failures are read from the wrappers), is an error result: kept with its reason and retried on resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.memory import InMemorySaver
+
+from simulations.bench.callcache import CallCache
+from simulations.bench.models import AttemptCalls, EndpointLimits, RunModel
+from simulations.bench.plan import DEFAULT_DOCTOR_TOKENS, Attempt, BenchPlan
+from simulations.bench.records import (
+    AttemptError,
+    AttemptResult,
+    JudgeScore,
+    RoleUsage,
+    RubricScore,
+    derive_seed,
+    parse_bias,
+)
+from simulations.leaks import leaking_findings
+from simulations.session import ConsultationSetup, run_consultation
+
+logger = logging.getLogger(__name__)
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass
+class AttemptContext:
+    """What every attempt of one run shares."""
+
+    plan: BenchPlan
+    run_id: str
+    role_models: Mapping[str, BaseChatModel]
+    limits: EndpointLimits
+    cache: CallCache | None = None
+
+
+@dataclass
+class AttemptOutcome:
+    result: AttemptResult
+    transcript: dict[str, Any] | None
+    traceback: str | None = None  # for errors: where it happened, for the run's error log
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _wrapped_models(ctx: AttemptContext, seed: int, calls: AttemptCalls) -> dict[str, BaseChatModel]:
+    config = ctx.plan.config
+    return {
+        role: RunModel(
+            inner=ctx.role_models[role],
+            spec=spec,
+            role=role,
+            seed=seed,
+            temperature=config.temperature,
+            call_cache=ctx.cache,
+            limiter=ctx.limits.semaphore(spec),
+            calls=calls,
+        )
+        for role, spec in config.models.items()
+        if role in ctx.role_models
+    }
+
+
+async def run_attempt(ctx: AttemptContext, attempt: Attempt) -> AttemptOutcome:
+    """Run one attempt to a result; never raises for a failing model or consultation (only on cancellation)."""
+    config = ctx.plan.config
+    case = attempt.case
+    seed = derive_seed(config.seed, case.id, attempt.bias, attempt.repeat)
+    calls = AttemptCalls()
+    doctor_bias, patient_bias = parse_bias(attempt.bias)
+    setup = ConsultationSetup(
+        case=case,
+        models=_wrapped_models(ctx, seed, calls),
+        specs=dict(config.models),
+        max_turns=config.max_turns,
+        measurement_mode=config.measurement_mode,
+        doctor_max_new_tokens=config.max_new_tokens.get("reasoning", DEFAULT_DOCTOR_TOKENS),
+        case_ref=case.id,
+        protocol=config.protocol,
+        doctor_bias=doctor_bias,
+        patient_bias=patient_bias,
+        rubric=config.rubric,
+    )
+    started_at, started = _now(), time.perf_counter()
+    base = {
+        "run_id": ctx.run_id, "attempt": attempt.key, "case_id": case.id, "dataset": case.dataset,
+        "bias": attempt.bias, "repeat": attempt.repeat, "seed": seed, "protocol": config.protocol,
+        "measurement_mode": config.measurement_mode, "correct_diagnosis": case.correct_diagnosis,
+        "case_leak_prone": bool(leaking_findings(case)), "started_at": started_at,
+    }
+    try:
+        # Attempts are redone whole after a crash, so an in-memory checkpointer is enough (and costs least).
+        transcript = await run_consultation(setup, checkpointer=InMemorySaver(), thread_id=f"{ctx.run_id}/{attempt.key}")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded against the attempt (with its traceback); the run goes on
+        failure = calls.errors[0] if calls.errors else f"{type(exc).__name__}: {exc}"
+        result = AttemptResult(
+            **base, status="error", error=AttemptError(type=type(exc).__name__, message=failure[:MAX_ERROR_CHARS]),
+            wall_seconds=round(time.perf_counter() - started, 3), cache_hits=calls.hits,
+            cache_misses=calls.misses, finished_at=_now(),
+        )
+        return AttemptOutcome(result, None, traceback.format_exc())
+    transcript.update(run_id=ctx.run_id, attempt=attempt.key, bias=attempt.bias, repeat=attempt.repeat, seed=seed)
+    result = result_from_transcript(base, transcript, calls)
+    result.wall_seconds = round(time.perf_counter() - started, 3)
+    return AttemptOutcome(result, transcript)
+
+
+def result_from_transcript(base: Mapping[str, Any], transcript: Mapping[str, Any], calls: AttemptCalls) -> AttemptResult:
+    """The result line of a finished consultation; a model failure seen by the wrappers makes it an error."""
+    outcome = transcript.get("outcome") or {}
+    totals = transcript.get("totals") or {}
+    verdict = transcript.get("verdict")
+    rubric = transcript.get("rubric")
+    error = None
+    if calls.failure is not None:
+        error = AttemptError(type=type(calls.failure).__name__, message="; ".join(calls.errors)[:MAX_ERROR_CHARS])
+    judge = JudgeScore(
+        correct=verdict.get("correct"), method=verdict.get("method", "?"), raw=verdict.get("raw") or "",
+        upstream_correct=verdict.get("upstream_correct"),
+    ) if verdict else None
+    return AttemptResult(
+        **base,
+        status="error" if error else "ok",
+        error=error,
+        final_diagnosis=outcome.get("final_diagnosis"),
+        ended_by=outcome.get("ended_by"),
+        verdict=judge,
+        rubric=RubricScore(**rubric) if rubric else None,
+        correct=judge.correct if judge else None,
+        turns=totals.get("turns", 0),
+        questions=totals.get("questions", 0),
+        tests=totals.get("tests", 0),
+        tests_ordered=[t.get("name", "") for t in transcript.get("tests_ordered", [])],
+        leak=bool(outcome.get("leak")),
+        leak_sources=list(outcome.get("leak_sources", [])),
+        usage={role: RoleUsage(**usage) for role, usage in (totals.get("per_role") or {}).items()},
+        input_tokens=totals.get("input_tokens", 0),
+        output_tokens=totals.get("output_tokens", 0),
+        model_seconds=totals.get("model_seconds", 0.0),
+        cache_hits=calls.hits,
+        cache_misses=calls.misses,
+        finished_at=_now(),
+    )

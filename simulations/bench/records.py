@@ -1,0 +1,127 @@
+"""The records a benchmark run writes: one ``AttemptResult`` per finished case attempt (a line of
+``results.jsonl``), and the helpers that name attempts and their transcript files.
+
+An attempt is one case under one bias condition, repeated ``repeat`` times (0-based). Its key is stable across runs
+and processes, so a resumed run, a report and a comparison of two runs all pair attempts by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RESULT_SCHEMA_VERSION = 1
+NO_BIAS = "none"
+Protocol = Literal["agentclinic", "clinicflow"]
+RUBRIC_CRITERIA: tuple[str, ...] = ("core_disease", "etiology", "site", "specificity", "completeness")
+RUBRIC_PASS = 4  # a total of 4 or more of the 5 criteria counts as correct
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def attempt_key(case_id: str, bias: str, repeat: int) -> str:
+    """The stable key of one attempt: ``<case id>|<bias condition>|<repeat>``."""
+    return f"{case_id}|{bias}|{repeat}"
+
+
+def transcript_name(case_id: str, bias: str, repeat: int) -> str:
+    """File stem of an attempt's transcript: ``CASE-REPEAT`` (``CASE-BIAS-REPEAT`` under a bias), filesystem-safe."""
+    case = _UNSAFE.sub("_", case_id).strip("_") or "case"
+    if bias == NO_BIAS:
+        return f"{case}-{repeat}"
+    return f"{case}-{_UNSAFE.sub('_', bias).strip('_')}-{repeat}"
+
+
+def derive_seed(run_seed: int, case_id: str, bias: str, repeat: int) -> int:
+    """The seed of one attempt: a pure function of the run seed and the attempt, so a rerun draws the same."""
+    digest = hashlib.sha256(f"{run_seed}\x00{attempt_key(case_id, bias, repeat)}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def parse_bias(condition: str) -> tuple[str | None, str | None]:
+    """``none`` -> (None, None); ``doctor:recency`` -> ("recency", None); ``patient:recency`` -> (None, "recency")."""
+    if condition == NO_BIAS:
+        return None, None
+    side, sep, name = condition.partition(":")
+    if not sep or side not in ("doctor", "patient") or not name:
+        raise ValueError(f"bias condition {condition!r} is not 'none', 'doctor:<bias>' or 'patient:<bias>'")
+    return (name, None) if side == "doctor" else (None, name)
+
+
+class RoleUsage(BaseModel):
+    """What one role's model calls cost within an attempt."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+
+
+class JudgeScore(BaseModel):
+    """The yes/no judge (AgentClinic's moderator) on one attempt."""
+
+    correct: bool | None = Field(description="None when the judge's answer could not be read")
+    method: str = Field(description="exact | model | model_retry | unjudged | no_diagnosis")
+    raw: str = ""
+    # The agentclinic protocol also records what upstream's rule (only an exact lower-case "yes") would have said.
+    upstream_correct: bool | None = None
+
+
+class RubricScore(BaseModel):
+    """The 5-point rubric judge: one point per criterion in ``RUBRIC_CRITERIA``; ``RUBRIC_PASS`` or more is correct."""
+
+    scores: dict[str, int] = Field(default_factory=dict)
+    total: int | None = None
+    correct: bool | None = None
+    method: str = Field(description="exact | model | model_retry | unparsed | no_diagnosis")
+    raw: str = ""
+
+
+class AttemptError(BaseModel):
+    type: str
+    message: str
+
+
+class AttemptResult(BaseModel):
+    """One line of ``results.jsonl``: everything measured about one finished case attempt."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = RESULT_SCHEMA_VERSION
+    run_id: str
+    attempt: str  # attempt_key(case_id, bias, repeat)
+    case_id: str
+    dataset: str
+    bias: str = NO_BIAS  # "none", "doctor:<name>" or "patient:<name>"
+    repeat: int
+    seed: int
+    protocol: Protocol
+    measurement_mode: str
+    status: Literal["ok", "error"]
+    error: AttemptError | None = None
+    final_diagnosis: str | None = None
+    correct_diagnosis: str = ""
+    ended_by: str | None = None
+    verdict: JudgeScore | None = None
+    rubric: RubricScore | None = None
+    correct: bool | None = None  # the headline score: the protocol's yes/no verdict
+    turns: int = 0
+    questions: int = 0
+    tests: int = 0
+    tests_ordered: list[str] = Field(default_factory=list)
+    leak: bool = False  # the correct diagnosis appeared in a test result the doctor was shown
+    leak_sources: list[str] = Field(default_factory=list)
+    case_leak_prone: bool = False  # the case's own exam or test data contains the diagnosis
+    usage: dict[str, RoleUsage] = Field(default_factory=dict)  # per role: reasoning, patient, measurement, judge
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    transcript: str | None = None  # relative to the run directory: "transcripts/<name>.json"
+    started_at: str = ""
+    finished_at: str = ""

@@ -1,0 +1,170 @@
+"""The benchmark runner: every planned attempt not yet finished, run concurrently, each result kept as it lands.
+
+``run_benchmark`` opens (or resumes) the run directory, skips attempts whose latest result is ``ok``, and runs the
+rest on ``concurrency`` asyncio workers. Each model endpoint has its own limit (``EndpointLimits``), so four roles on
+one GPU server never exceed what it was given, and a local model is used by one call at a time. A finished attempt
+writes its transcript, then its result line; Ctrl-C or a kill loses only the attempts in flight, which the next run
+redoes. Errors are results too (with their reason; their tracebacks go to ``errors.log``) and are retried on resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from langchain_core.language_models import BaseChatModel
+
+from simulations.bench.attempt import AttemptContext, AttemptOutcome, run_attempt
+from simulations.bench.callcache import SqliteCallCache
+from simulations.bench.config import RunEnvironment
+from simulations.bench.models import EndpointLimits
+from simulations.bench.plan import Attempt, BenchPlan
+from simulations.bench.records import AttemptResult
+from simulations.bench.rundir import RunDir
+
+ERRORS_LOG = "errors.log"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run (never what: that is the plan). None of these change results, so a resume may change them."""
+
+    concurrency: int = 4  # attempts in flight at once
+    max_connections: int = 32  # calls in flight per remote endpoint (an OpenAI-compatible server)
+    local_connections: int = 1  # calls in flight per local model
+    cache_path: Path | None = None  # the model-call cache (SQLite); None: no cache
+    force_new: bool = False  # start the run directory over (the old run is moved aside) if its config differs
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "max_connections", "local_connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """What the runner tells a progress display: the plan, then each attempt starting and finishing."""
+
+    kind: Literal["planned", "started", "finished"]
+    planned: int = 0
+    skipped: int = 0
+    attempt: str | None = None
+    result: AttemptResult | None = None
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    run_dir: Path
+    planned: int
+    skipped: int  # already finished before this invocation
+    finished: int = 0  # finished ok in this invocation
+    errors: int = 0  # errored in this invocation
+    judged: int = 0  # over the whole run (all latest results)
+    correct: int = 0
+    wall_seconds: float = 0.0
+    model_seconds: float = 0.0  # this invocation's attempts
+    cache_hits: int = 0
+    cache_misses: int = 0
+    results: list[AttemptResult] = field(default_factory=list)  # the latest result of every planned attempt
+
+
+EventCallback = Callable[[RunEvent], None]
+
+
+async def run_benchmark(
+    plan: BenchPlan,
+    run_dir: Path,
+    role_models: Mapping[str, BaseChatModel],
+    options: RunOptions = RunOptions(),
+    *,
+    on_event: EventCallback | None = None,
+) -> RunSummary:
+    """Run (or resume) ``plan`` in ``run_dir`` with the built chat model of each role; see the module docstring."""
+    started = time.perf_counter()
+    emit = on_event or (lambda _event: None)
+    environment = RunEnvironment(
+        concurrency=options.concurrency,
+        max_connections=options.max_connections,
+        cache=str(options.cache_path) if options.cache_path else None,
+    )
+    with RunDir.open(Path(run_dir), plan.config, environment, force_new=options.force_new) as directory:
+        directory.load_results()
+        done = directory.finished()
+        attempts = plan.attempts()
+        todo = [a for a in attempts if a.key not in done]
+        summary = RunSummary(directory.run_id, directory.path, planned=len(attempts), skipped=len(attempts) - len(todo))
+        emit(RunEvent("planned", planned=summary.planned, skipped=summary.skipped))
+        cache = SqliteCallCache(options.cache_path) if options.cache_path else None
+        try:
+            context = AttemptContext(
+                plan=plan, run_id=directory.run_id, role_models=role_models,
+                limits=EndpointLimits(options.max_connections, options.local_connections), cache=cache,
+            )
+            await _run_all(context, directory, todo, options.concurrency, summary, emit)
+        finally:
+            if cache is not None:
+                cache.close()
+        latest = directory.load_results().latest
+    summary.results = [latest[a.key] for a in attempts if a.key in latest]
+    judged = [r for r in summary.results if r.status == "ok" and r.correct is not None]
+    summary.judged, summary.correct = len(judged), sum(bool(r.correct) for r in judged)
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+async def _run_all(
+    context: AttemptContext,
+    directory: RunDir,
+    todo: list[Attempt],
+    concurrency: int,
+    summary: RunSummary,
+    emit: EventCallback,
+) -> None:
+    queue: asyncio.Queue[Attempt] = asyncio.Queue()
+    for attempt in todo:
+        queue.put_nowait(attempt)
+
+    async def worker() -> None:
+        while True:
+            try:
+                attempt = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            emit(RunEvent("started", attempt=attempt.key))
+            outcome = await run_attempt(context, attempt)
+            _keep(directory, attempt, outcome)
+            _count(summary, outcome.result)
+            emit(RunEvent("finished", attempt=attempt.key, result=outcome.result))
+
+    # A task group cancels every worker when one fails or the run is interrupted: attempts in flight are simply
+    # redone by the next run, since nothing is written for them until they finish.
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(concurrency, len(todo))):
+            group.create_task(worker())
+
+
+def _keep(directory: RunDir, attempt: Attempt, outcome: AttemptOutcome) -> None:
+    # Transcript first: a result line never points at a transcript that is not there.
+    if outcome.transcript is not None:
+        outcome.result.transcript = directory.write_transcript(attempt.name, outcome.transcript)
+    if outcome.traceback:
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with (directory.path / ERRORS_LOG).open("a", encoding="utf-8") as log:
+            log.write(f"--- {stamp} {attempt.key}\n{outcome.traceback}\n")
+    directory.append_result(outcome.result)
+
+
+def _count(summary: RunSummary, result: AttemptResult) -> None:
+    if result.status == "ok":
+        summary.finished += 1
+    else:
+        summary.errors += 1
+    summary.model_seconds += result.model_seconds
+    summary.cache_hits += result.cache_hits
+    summary.cache_misses += result.cache_misses

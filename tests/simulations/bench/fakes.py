@@ -1,0 +1,103 @@
+"""A role-aware fake chat model for runner tests: it reads which role it plays from the system prompt and answers
+like a cooperative model of that role, optionally after a delay (so a run can be killed mid-way)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+DIAGNOSIS = "Acute myocardial infarction"
+
+
+def _role(system: str) -> str:
+    text = system.lower()
+    if "core_disease" in text:
+        return "rubric"
+    if "diagnosis ready" in text:
+        return "agentclinic_doctor"
+    if '"action"' in text:
+        return "doctor"
+    if "yes or no" in text:
+        return "judge"
+    if "results" in text and "normal readings" in text:
+        return "measurement"
+    return "patient"
+
+
+class RoleFake(BaseChatModel):
+    """Answers by role: the doctor asks, orders a test, then diagnoses ``diagnosis``; the judge says ``verdict``.
+
+    ``fail_roles`` raise instead of answering (a model that is down); ``delay_s`` sleeps before each answer.
+    """
+
+    diagnosis: str = DIAGNOSIS
+    verdict: str = "Yes"
+    delay_s: float = 0.0
+    fail_roles: tuple[str, ...] = ()
+    calls: list[str] = []
+    kwargs_seen: list[dict[str, Any]] = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "role-fake"
+
+    def _answer(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ChatResult:
+        role = _role(str(messages[0].content)) if messages else "patient"
+        self.calls.append(role)
+        self.kwargs_seen.append(dict(kwargs))
+        if role in self.fail_roles:
+            from agents.backends import ModelUnavailableError
+
+            raise ModelUnavailableError("http://fake/v1 kept failing: HTTP 503", url="http://fake/v1", status=503)
+        turn = sum(isinstance(m, AIMessage) for m in messages) + 1
+        if role == "doctor":
+            script = [("ask", "Where is the pain?"), ("test", "Troponin"), ("diagnose", self.diagnosis)]
+            action, text = script[min(turn, len(script)) - 1]
+            content = json.dumps({"action": action, "text": text,
+                                  "differential": [{"diagnosis": self.diagnosis, "probability": 0.7}],
+                                  "rationale": "scripted"})
+        elif role == "agentclinic_doctor":
+            history = str(messages[-1].content)
+            if "REQUEST TEST: Troponin" in history:
+                content = f"DIAGNOSIS READY: {self.diagnosis}"
+            elif "Where does it hurt?" in history:
+                content = "REQUEST TEST: Troponin"
+            else:
+                content = "Where does it hurt?"
+        elif role == "judge":
+            content = self.verdict
+        elif role == "rubric":
+            content = json.dumps({k: 1 for k in ("core_disease", "etiology", "site", "specificity", "completeness")})
+        elif role == "measurement":
+            content = "RESULTS: NORMAL READINGS"
+        else:
+            content = "It hurts in my chest."
+        message = AIMessage(content=content, usage_metadata={"input_tokens": 50, "output_tokens": 5,
+                                                             "total_tokens": 55},
+                            response_metadata={"model": "fake:role", "wall_seconds": self.delay_s})
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        time.sleep(self.delay_s)
+        return self._answer(messages, kwargs)
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                         **kwargs: Any) -> ChatResult:
+        await asyncio.sleep(self.delay_s)
+        return self._answer(messages, kwargs)
+
+
+def fake_models(**options: Any) -> dict[str, RoleFake]:
+    model = RoleFake(calls=[], kwargs_seen=[], **options)
+    return {"reasoning": model, "patient": model, "measurement": model, "judge": model}
+
+
+SPECS = {"reasoning": "openai:fake@http://fake/v1", "patient": "openai:fake@http://fake/v1",
+         "measurement": "openai:fake@http://fake/v1", "judge": "openai:fake@http://fake/v1"}
