@@ -4,6 +4,15 @@ Implements ``graphs.environment.Environment`` (``SimulatedClinic``); nothing her
 every actor receives its chat model.
 """
 
+from simulations.agentclinic import (
+    AgentClinicClinic,
+    AgentClinicMeasurement,
+    AgentClinicModerator,
+    AgentClinicPatient,
+    ModeratorVerdict,
+    agentclinic_patient_biases,
+    build_agentclinic_clinic,
+)
 from simulations.cases import (
     Case,
     CaseError,
@@ -23,8 +32,15 @@ from simulations.leaks import leaking_findings, leaks_diagnosis, redact_diagnosi
 from simulations.llm import Usage
 from simulations.measurement import MeasurementActor, MeasurementMode, TestPart, TestReply
 from simulations.patient import PatientActor, PatientReply, patient_biases
+from simulations.rubric import RUBRIC_CRITERIA, RUBRIC_PASS, RubricJudge, RubricResult, parse_rubric
 
 __all__ = [
+    "RUBRIC_CRITERIA",
+    "RUBRIC_PASS",
+    "AgentClinicClinic",
+    "AgentClinicMeasurement",
+    "AgentClinicModerator",
+    "AgentClinicPatient",
     "Case",
     "CaseError",
     "CaseFormatError",
@@ -34,15 +50,20 @@ __all__ = [
     "Judge",
     "MeasurementActor",
     "MeasurementMode",
+    "ModeratorVerdict",
     "NamedTest",
     "PatientActor",
     "PatientReply",
+    "RubricJudge",
+    "RubricResult",
     "SimulatedClinic",
     "TestMatch",
     "TestPart",
     "TestReply",
     "Usage",
     "Verdict",
+    "agentclinic_patient_biases",
+    "build_agentclinic_clinic",
     "build_simulated_clinic",
     "demo_cases",
     "exact_match",
@@ -53,6 +74,7 @@ __all__ = [
     "load_case",
     "load_cases",
     "match_test",
+    "parse_rubric",
     "parse_verdict",
     "patient_biases",
     "redact_diagnosis",

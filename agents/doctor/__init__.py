@@ -7,19 +7,29 @@ the last turn. ``Exchange`` is one past turn; ``DoctorDecision`` / ``Differentia
 ``build_messages`` the append-only message list the model sees.
 """
 
+from agents.doctor.agentclinic import (
+    AgentClinicDoctor,
+    agentclinic_doctor_biases,
+    agentclinic_doctor_messages,
+    has_diagnosis_tag,
+)
 from agents.doctor.decision import DifferentialEntry, DoctorDecision, decision_json_schema
 from agents.doctor.doctor import Doctor, DoctorTurn
 from agents.doctor.messages import Exchange, build_messages
 from agents.doctor.parsing import ParseResult, parse_decision
 
 __all__ = [
+    "AgentClinicDoctor",
     "DifferentialEntry",
     "Doctor",
     "DoctorDecision",
     "DoctorTurn",
     "Exchange",
     "ParseResult",
+    "agentclinic_doctor_biases",
+    "agentclinic_doctor_messages",
     "build_messages",
     "decision_json_schema",
+    "has_diagnosis_tag",
     "parse_decision",
 ]
