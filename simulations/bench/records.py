@@ -13,11 +13,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulations.rubric import RUBRIC_CRITERIA, RUBRIC_PASS
+
+__all__ = [
+    "NO_BIAS", "RESULT_SCHEMA_VERSION", "RUBRIC_CRITERIA", "RUBRIC_PASS", "AttemptError", "AttemptResult",
+    "JudgeScore", "Protocol", "RoleUsage", "RubricScore", "attempt_key", "derive_seed", "parse_bias",
+    "transcript_name",
+]
+
 RESULT_SCHEMA_VERSION = 1
 NO_BIAS = "none"
 Protocol = Literal["agentclinic", "clinicflow"]
-RUBRIC_CRITERIA: tuple[str, ...] = ("core_disease", "etiology", "site", "specificity", "completeness")
-RUBRIC_PASS = 4  # a total of 4 or more of the 5 criteria counts as correct
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
