@@ -1,0 +1,158 @@
+"""One consultation transcript as a standalone, readable HTML page (linked from the report's cases table).
+
+The transcript JSON comes from disk and may be from an older version or hand-edited, so every field is read with
+a fallback and every value is escaped: the page shows what is there and never executes anything from a case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from html import escape
+from typing import Any
+
+__all__ = ["render_transcript_html"]
+
+CSS = """
+body { font: 14px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #263238; margin: 0 auto;
+       max-width: 960px; padding: 16px 24px 48px; }
+h1 { font-size: 20px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #cfd8dc; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; } dt { font-weight: 600; }
+dd { margin: 0; overflow-wrap: anywhere; }
+.turn { border-left: 4px solid #b0bec5; margin: 10px 0; padding: 4px 12px; background: #fafafa; }
+.turn.doctor { border-color: #1e88e5; background: #e3f2fd; }
+.turn.patient { border-color: #43a047; background: #e8f5e9; }
+.turn.measurement { border-color: #fb8c00; background: #fff3e0; } .turn.clinician { border-color: #8e24aa; }
+.turn .who { font-weight: 600; } .turn .meta { color: #607d8b; font-size: 12px; }
+.turn .text { white-space: pre-wrap; margin: 4px 0; } .degraded { color: #c62828; }
+table { border-collapse: collapse; font-size: 13px; } th, td { border: 1px solid #cfd8dc; padding: 3px 8px; }
+th { background: #eceff1; text-align: left; }
+.correct { color: #2e7d32; font-weight: 600; } .incorrect { color: #c62828; font-weight: 600; }
+"""
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Mapping[str, Any]]:
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _e(value: Any) -> str:
+    return escape("" if value is None else str(value))
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) and not isinstance(value, bool) else "?"
+
+
+def _facts(items: list[tuple[str, Any]]) -> str:
+    return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items) + "</dl>"
+
+
+def _verdict(t: Mapping[str, Any]) -> str:
+    verdict = _map(t.get("verdict"))
+    if not verdict:
+        return "not judged (no correct diagnosis known, or no diagnosis given)"
+    word = {True: "correct", False: "incorrect"}.get(verdict.get("correct"), "unjudged")
+    text = f'<span class="{word}">{word}</span> (method: {_e(verdict.get("method", "?"))})'
+    if verdict.get("raw"):
+        text += f"; the judge said: {_e(verdict.get('raw'))}"
+    if verdict.get("upstream_correct") is not None:
+        text += f"; upstream's exact-'yes' rule: {'correct' if verdict.get('upstream_correct') else 'incorrect'}"
+    return text
+
+
+def _rubric(t: Mapping[str, Any]) -> str:
+    rubric = _map(t.get("rubric"))
+    if not rubric:
+        return ""
+    scores = _map(rubric.get("scores"))
+    rows = "".join(f"<tr><td>{_e(name)}</td><td>{_e(score)}</td></tr>" for name, score in scores.items())
+    word = {True: "correct", False: "incorrect"}.get(rubric.get("correct"), "unjudged")
+    return (f"<h2>Rubric</h2><p>Total {_e(rubric.get('total'))} of 5: <span class=\"{word}\">{word}</span> "
+            f"(method: {_e(rubric.get('method', '?'))})</p>"
+            + (f"<table><tr><th>criterion</th><th>score</th></tr>{rows}</table>" if rows else ""))
+
+
+def _dialogue(t: Mapping[str, Any]) -> str:
+    parts = []
+    for entry in _list(t.get("dialogue")):
+        role = str(entry.get("role", "?"))
+        action = f" [{_e(entry.get('action'))}]" if entry.get("action") else ""
+        meta = (f"{_e(entry.get('input_tokens', 0))} prompt + {_e(entry.get('output_tokens', 0))} completion tokens, "
+                f"{_num(entry.get('seconds', 0.0))} s" + (f", {_e(entry.get('model'))}" if entry.get("model") else ""))
+        degraded = ' <span class="degraded">(degraded: the reply was unusable)</span>' if entry.get("degraded") else ""
+        css = role if role in ("doctor", "patient", "measurement", "clinician") else "other"
+        parts.append(f'<div class="turn {css}"><span class="who">Turn {_e(entry.get("turn", "?"))} · '
+                     f"{_e(role.capitalize())}{action}</span>{degraded} <span class=\"meta\">{meta}</span>"
+                     f'<div class="text">{_e(entry.get("text", ""))}</div></div>')
+    return "\n".join(parts) or "<p>No dialogue recorded.</p>"
+
+
+def _findings(t: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{_e(f.get('turn'))}</td><td>{_e(f.get('source'))}</td><td>{_e(f.get('text'))}</td></tr>"
+                   for f in _list(t.get("findings")))
+    return f"<table><tr><th>turn</th><th>source</th><th>finding</th></tr>{rows}</table>" if rows else "<p>None.</p>"
+
+
+def _differential(t: Mapping[str, Any]) -> str:
+    differentials = _list(t.get("differentials"))
+    if not differentials:
+        return "<p>None recorded.</p>"
+    last = differentials[-1]
+    items = []
+    for item in _list(last.get("items")):
+        p = item.get("probability")
+        share = f"{p:.0%}" if isinstance(p, int | float) and not isinstance(p, bool) else "?"
+        items.append(f"<li>{_e(item.get('diagnosis'))}: {share}</li>")
+    return f"<p>At turn {_e(last.get('turn'))}:</p><ul>{''.join(items)}</ul>"
+
+
+def _totals(t: Mapping[str, Any]) -> str:
+    totals = _map(t.get("totals"))
+    line = (f"<p>{_e(totals.get('turns', 0))} turns ({_e(totals.get('questions', 0))} questions, "
+            f"{_e(totals.get('tests', 0))} tests); {_e(totals.get('input_tokens', 0))} prompt + "
+            f"{_e(totals.get('output_tokens', 0))} completion tokens; {_num(totals.get('model_seconds', 0.0))} s in "
+            f"models, {_num(t.get('wall_seconds', 0.0))} s wall.</p>")
+    rows = "".join(
+        f"<tr><td>{_e(role)}</td><td>{_e(_map(b).get('calls'))}</td><td>{_e(_map(b).get('input_tokens'))}</td>"
+        f"<td>{_e(_map(b).get('output_tokens'))}</td><td>{_num(_map(b).get('seconds'))}</td></tr>"
+        for role, b in _map(totals.get("per_role")).items())
+    table = ("<table><tr><th>role</th><th>calls</th><th>prompt tokens</th><th>completion tokens</th>"
+             f"<th>seconds</th></tr>{rows}</table>") if rows else ""
+    return line + table
+
+
+def render_transcript_html(transcript: Mapping[str, Any]) -> str:
+    """A standalone page for one transcript: case, models, protocol, dialogue, findings, outcome and totals."""
+    t = transcript
+    case, outcome = _map(t.get("case")), _map(t.get("outcome"))
+    title = f"Consultation {t.get('attempt') or case.get('id') or t.get('thread_id') or ''}".strip()
+    models = ", ".join(f"{role} = {spec}" for role, spec in _map(t.get("models")).items()) or "not recorded"
+    header = _facts([
+        ("Case", f"{case.get('id', '?')} ({case.get('dataset', '?')})"), ("Protocol", t.get("protocol", "?")),
+        ("Measurement mode", t.get("environment", "?")), ("Bias", t.get("bias", "none")),
+        ("Repeat / seed", f"{t.get('repeat', '?')} / {t.get('seed', '?')}"), ("Turn budget", t.get("max_turns")),
+        ("Models", models), ("Run", t.get("run_id", "?")),
+    ])
+    leak_sources = outcome.get("leak_sources") if isinstance(outcome.get("leak_sources"), list) else []
+    leak = "no"
+    if outcome.get("leak"):
+        leak = "yes" + (f" ({', '.join(str(s) for s in leak_sources)})" if leak_sources else "")
+    outcome_html = (
+        f"<dl><dt>Final diagnosis</dt><dd>{_e(outcome.get('final_diagnosis') or 'none')}</dd>"
+        f"<dt>Ended by</dt><dd>{_e(outcome.get('ended_by'))}</dd>"
+        f"<dt>Correct diagnosis</dt><dd>{_e(case.get('correct_diagnosis') or 'unknown')}</dd>"
+        f"<dt>Verdict</dt><dd>{_verdict(t)}</dd>"
+        f"<dt>Diagnosis revealed in a test result</dt><dd>{_e(leak)}</dd></dl>"
+    )
+    body = (
+        f'<p><a href="../report.html">&larr; report</a></p><h1>{_e(title)}</h1>{header}'
+        f"<h2>Objective</h2><p>{_e(case.get('objective', ''))}</p>"
+        f"<h2>Dialogue</h2>{_dialogue(t)}<h2>Findings</h2>{_findings(t)}"
+        f"<h2>Last differential</h2>{_differential(t)}<h2>Outcome</h2>{outcome_html}{_rubric(t)}"
+        f"<h2>Totals</h2>{_totals(t)}"
+    )
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{_e(title)}</title>\n'
+            f"<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
