@@ -3,6 +3,8 @@ question-answering graph, their typed state, the environment and record interfac
 
 from graphs.checkpointers import open_checkpointer
 from graphs.consultation import (
+    ConsultationParts,
+    DoctorRole,
     build_consultation_graph,
     consultation_mermaid,
     exchanges_from,
@@ -19,6 +21,8 @@ from graphs.state import ConsultationState, DialogueEntry, DifferentialSnapshot,
 from graphs.store_lookup import StoreRecordLookup
 
 __all__ = [
+    "ConsultationParts",
+    "DoctorRole",
     "ConsultationState",
     "FhirRecordStore",
     "InMemoryRecordStore",

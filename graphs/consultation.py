@@ -7,6 +7,10 @@ intake -> doctor --ask/test--> environment -> doctor ... --diagnose--> finalize 
 The doctor node asks one structured decision per turn; the last turn of the budget always ends in a diagnosis, so
 a consultation cannot run out of turns without one. The recursion limit is derived from the turn budget.
 
+The doctor, the environment and the record are the graph's parts, not its state. They are bound at build time, or
+handed to each run as LangGraph's runtime context (``ConsultationParts``), so a benchmark compiles the graph once and
+runs hundreds of consultations through it (compiling costs about 10 ms; a model call can cost less).
+
 With a ``RecordLookup`` (a patient with a health record), intake loads the record summary into the doctor's
 context and the doctor may look things up (``record``); lookups answer with citations, and a failing record is
 reported to the doctor as text, never a crash.
@@ -16,12 +20,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 
-from agents.doctor import Doctor, Exchange
+from agents.doctor import DoctorTurn, Exchange
+from agents.doctor.fallbacks import PriorDifferential
 from graphs.environment import Environment
 from graphs.record_lookup import RecordLookup
 from graphs.state import (
@@ -39,6 +46,30 @@ _FIXED_STEPS = 4
 
 logger = logging.getLogger(__name__)
 NO_RECORD = "No health record is available for this patient."
+
+
+class DoctorRole(Protocol):
+    """What the graph needs of a doctor: one decision per turn (``agents.doctor.Doctor`` and the AgentClinic one)."""
+
+    async def decide(
+        self,
+        objective: str,
+        exchanges: Sequence[Exchange],
+        turn: int,
+        max_turns: int,
+        *,
+        prior_differential: PriorDifferential | None = None,
+        record: str | None = None,
+    ) -> DoctorTurn: ...
+
+
+@dataclass(frozen=True)
+class ConsultationParts:
+    """The doctor and environment of one consultation, and the patient's record when there is one."""
+
+    doctor: DoctorRole
+    environment: Environment
+    record: RecordLookup | None = None
 
 
 def recursion_limit_for(max_turns: int) -> int:
@@ -72,17 +103,28 @@ def route_after_doctor(state: ConsultationState) -> Literal["environment", "reco
 
 
 def build_consultation_graph(
-    doctor: Doctor,
-    environment: Environment,
+    doctor: DoctorRole | None = None,
+    environment: Environment | None = None,
     *,
     record: RecordLookup | None = None,
     checkpointer: Checkpointer = None,
 ) -> Any:
-    """Compile the consultation graph over a doctor and an environment (nothing is built at import time).
+    """Compile the consultation graph (nothing is built at import time).
 
-    ``record`` is the patient's health record when the case names one; without it the doctor has no chart."""
+    Bind a doctor and an environment here, or leave them out and pass ``context=ConsultationParts(...)`` to each
+    run; a run's context wins. ``record`` is the patient's health record when the case names one; without it the
+    doctor has no chart."""
+    bound = ConsultationParts(doctor, environment, record) if doctor is not None and environment is not None else None
 
-    async def intake(state: ConsultationState) -> dict[str, Any]:
+    def parts_of(runtime: Runtime[ConsultationParts]) -> ConsultationParts:
+        parts = runtime.context or bound
+        if parts is None:
+            raise RuntimeError("the consultation graph has no doctor: build it with one, or run it with "
+                               "context=ConsultationParts(doctor, environment)")
+        return parts
+
+    async def intake(state: ConsultationState, runtime: Runtime[ConsultationParts]) -> dict[str, Any]:
+        record = parts_of(runtime).record
         update: dict[str, Any] = {
             "turn": 0, "pending": None, "final_diagnosis": None, "ended_by": None, "record_summary": None,
         }
@@ -102,7 +144,8 @@ def build_consultation_graph(
                                        f"({len(summary.sources)} sources, as of {summary.as_of or 'unknown'})"}]
         return update
 
-    async def decide(state: ConsultationState) -> dict[str, Any]:
+    async def decide(state: ConsultationState, runtime: Runtime[ConsultationParts]) -> dict[str, Any]:
+        doctor = parts_of(runtime).doctor
         turn = state["turn"] + 1
         differentials = state.get("differentials") or []
         outcome = await doctor.decide(
@@ -142,7 +185,8 @@ def build_consultation_graph(
             update["pending"] = {"action": decision.action, "text": decision.text}
         return update
 
-    async def answer(state: ConsultationState) -> dict[str, Any]:
+    async def answer(state: ConsultationState, runtime: Runtime[ConsultationParts]) -> dict[str, Any]:
+        environment = parts_of(runtime).environment
         pending = state["pending"]
         if pending is None:
             raise RuntimeError("environment node reached with no pending action")
@@ -168,7 +212,8 @@ def build_consultation_graph(
             update["tests_ordered"] = [{"turn": turn, "name": pending["text"], "available": observation.available}]
         return update
 
-    async def look_up(state: ConsultationState) -> dict[str, Any]:
+    async def look_up(state: ConsultationState, runtime: Runtime[ConsultationParts]) -> dict[str, Any]:
+        record = parts_of(runtime).record
         pending = state["pending"]
         if pending is None:
             raise RuntimeError("record node reached with no pending lookup")
@@ -198,7 +243,12 @@ def build_consultation_graph(
             return {"final_diagnosis": "No diagnosis reached", "ended_by": state.get("ended_by") or "turn_budget"}
         return {}
 
-    builder = StateGraph(ConsultationState, input_schema=ConsultationInput, output_schema=ConsultationOutput)
+    builder = StateGraph(
+        ConsultationState,
+        context_schema=ConsultationParts,
+        input_schema=ConsultationInput,
+        output_schema=ConsultationOutput,
+    )
     builder.add_node("intake", intake)
     builder.add_node("doctor", decide)
     builder.add_node("environment", answer)
@@ -215,4 +265,4 @@ def build_consultation_graph(
 
 def consultation_mermaid() -> str:
     """The graph's shape as a Mermaid diagram; nodes are never run, so no doctor or environment is needed."""
-    return build_consultation_graph(None, None).get_graph().draw_mermaid()  # type: ignore[arg-type]
+    return build_consultation_graph().get_graph().draw_mermaid()

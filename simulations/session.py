@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -18,15 +18,15 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
-from graphs.consultation import build_consultation_graph, recursion_limit_for
+from graphs.consultation import ConsultationParts, build_consultation_graph, recursion_limit_for
 from graphs.environment import Environment
 from graphs.interactive import InteractiveEnvironment, InteractiveRequest
 from graphs.record_lookup import RecordLookup
 from graphs.state import DialogueEntry
 from simulations.cases import Case
-from simulations.scoring import score_consultation
 from simulations.leaks import leaks_diagnosis
 from simulations.protocols import Protocol, build_doctor, build_environment
+from simulations.scoring import score_consultation
 from simulations.transcript import TRANSCRIPT_VERSION, totals_of
 
 EntryCallback = Callable[[DialogueEntry], None]
@@ -117,11 +117,20 @@ async def run_consultation(
     resume: bool = False,
     on_entry: EntryCallback | None = None,
     ask_person: PersonCallback | None = None,
+    graph: Any = None,
+    durability: str = "sync",
 ) -> dict[str, Any]:
-    """Run (or resume) one consultation to its verdict and return the transcript as a JSON-ready dict."""
+    """Run (or resume) one consultation to its verdict and return the transcript as a JSON-ready dict.
+
+    ``graph`` is a consultation graph compiled once with ``checkpointer`` (a benchmark runs every case through one);
+    without it, one is compiled for this consultation. ``durability="sync"`` checkpoints every step before the next
+    starts (what resuming needs); a benchmark, which redoes an interrupted attempt whole, passes ``"exit"``.
+    """
     started = time.perf_counter()
     environment = setup.environment()
-    graph = build_consultation_graph(setup.doctor(), environment, record=setup.record, checkpointer=checkpointer)
+    parts = ConsultationParts(setup.doctor(), environment, setup.record)
+    if graph is None:
+        graph = build_consultation_graph(checkpointer=checkpointer)
     config: dict[str, Any] = {
         "configurable": {"thread_id": thread_id},
         "recursion_limit": recursion_limit_for(setup.max_turns),
@@ -146,7 +155,7 @@ async def run_consultation(
     # Streaming None continues from the last checkpoint: a crashed run picks up its next step, and a paused one
     # re-enters the waiting node, which asks again (the interactive environment does nothing before it asks).
     while True:
-        await _stream(graph, graph_input, config, on_entry)
+        await _stream(graph, graph_input, config, parts, on_entry, durability)
         snapshot = await graph.aget_state(config)
         if not snapshot.interrupts:
             break
@@ -159,10 +168,18 @@ async def run_consultation(
     return await _transcript(setup, state, thread_id, environment.mode, time.perf_counter() - started)
 
 
-async def _stream(graph: Any, graph_input: Any, config: dict[str, Any], on_entry: EntryCallback | None) -> None:
+async def _stream(
+    graph: Any,
+    graph_input: Any,
+    config: dict[str, Any],
+    parts: ConsultationParts,
+    on_entry: EntryCallback | None,
+    durability: str = "sync",
+) -> None:
     # "sync" durability writes each checkpoint before the next step starts: a crash or Ctrl-C loses at most the
     # step in flight (the default writes in the background, and an aborted run can drop several steps).
-    async for chunk in graph.astream(graph_input, config, stream_mode="updates", durability="sync"):
+    stream = graph.astream(graph_input, config, context=parts, stream_mode="updates", durability=durability)
+    async for chunk in stream:
         for node, update in chunk.items():
             if node.startswith("__") or not isinstance(update, dict):
                 continue
@@ -184,7 +201,7 @@ async def _transcript(
     return {
         "version": TRANSCRIPT_VERSION,
         "clinicflow": _package_version(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "thread_id": thread_id,
         "protocol": setup.protocol,
         "biases": {"doctor": setup.doctor_bias, "patient": setup.patient_bias},

@@ -39,6 +39,12 @@ from .thinking import split_thinking
 
 __all__ = ["OpenAICompatChatModel"]
 
+# httpcore's pool scans every connection for every queued request (quadratic in the connections held), which
+# dominated the CPU of 32 concurrent benchmark attempts. Requests are spread over a few small pools instead; the
+# caller bounds how many are in flight (a benchmark's per-endpoint limit), so no pool limit is the tighter one.
+_POOL_SHARDS = 8
+_POOL = httpx.Limits(max_connections=None, max_keepalive_connections=32)
+
 # Transport failures worth retrying: the server may be restarting, overloaded or briefly unreachable.
 _RETRYABLE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -81,7 +87,8 @@ class OpenAICompatChatModel(BaseChatModel):
     async_transport: httpx.AsyncBaseTransport | None = Field(default=None, repr=False, exclude=True)
 
     _client: httpx.Client | None = PrivateAttr(default=None)
-    _aclients: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = PrivateAttr(default_factory=dict)
+    _aclients: dict[int, tuple[asyncio.AbstractEventLoop, list[httpx.AsyncClient]]] = PrivateAttr(default_factory=dict)
+    _turn: int = PrivateAttr(default=0)
     _schema_supported: bool | None = PrivateAttr(default=None)
 
     @property
@@ -127,9 +134,14 @@ class OpenAICompatChatModel(BaseChatModel):
         if held is None or held[0] is not loop:
             # Drop clients of loops that are gone; their pools cannot be reused from this loop.
             self._aclients = {k: v for k, v in self._aclients.items() if not v[0].is_closed()}
-            held = (loop, httpx.AsyncClient(timeout=self._timeout(), transport=self.async_transport))
+            shards = [
+                httpx.AsyncClient(timeout=self._timeout(), transport=self.async_transport, limits=_POOL)
+                for _ in range(_POOL_SHARDS)
+            ]
+            held = (loop, shards)
             self._aclients[id(loop)] = held
-        return held[1]
+        self._turn = (self._turn + 1) % _POOL_SHARDS
+        return held[1][self._turn]
 
     def close(self) -> None:
         """Close the sync client (the async ones close with `aclose`)."""
@@ -138,10 +150,10 @@ class OpenAICompatChatModel(BaseChatModel):
             self._client = None
 
     async def aclose(self) -> None:
-        """Close the async client of the running loop, and the sync client."""
+        """Close the async clients of the running loop, and the sync client."""
         held = self._aclients.pop(id(asyncio.get_running_loop()), None)
-        if held is not None:
-            await held[1].aclose()
+        for client in held[1] if held is not None else ():
+            await client.aclose()
         self.close()
 
     # -- retry loop -----------------------------------------------------------------------------------------

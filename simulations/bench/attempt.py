@@ -1,8 +1,8 @@
 """One case attempt of a benchmark: its models wrapped for the run, the consultation, the score, the result line.
 
-Every role's chat model is wrapped per attempt (``RunModel``): the attempt's seed goes with each call, identical
-calls are served from the run's cache, each endpoint's concurrency limit is respected, and a model failure is
-recorded. An attempt whose consultation raised, or whose models failed on the way (the doctor degrades rather than
+Every role's chat model is wrapped once per run (``RunModel``) and every attempt runs through one compiled graph;
+within an attempt's ``attempt_scope`` the attempt's seed goes with each call, identical calls are served from the
+run's cache, each endpoint's concurrency limit is respected, and a model failure is recorded. An attempt whose consultation raised, or whose models failed on the way (the doctor degrades rather than
 raise, so its failures are read from the wrappers), is an error result: kept with its reason and retried on resume.
 """
 
@@ -14,14 +14,15 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.memory import InMemorySaver
 
+from graphs.consultation import build_consultation_graph
 from simulations.bench.callcache import CallCache
-from simulations.bench.models import AttemptCalls, EndpointLimits, RunModel
+from simulations.bench.models import AttemptCalls, EndpointLimits, RunModel, attempt_scope
 from simulations.bench.plan import DEFAULT_DOCTOR_TOKENS, Attempt, BenchPlan
 from simulations.bench.records import (
     AttemptError,
@@ -39,15 +40,32 @@ logger = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 2000
 
 
-@dataclass
 class AttemptContext:
-    """What every attempt of one run shares."""
+    """What every attempt of one run shares: the wrapped role models, one compiled graph and its checkpointer."""
 
-    plan: BenchPlan
-    run_id: str
-    role_models: Mapping[str, BaseChatModel]
-    limits: EndpointLimits
-    cache: CallCache | None = None
+    def __init__(
+        self,
+        plan: BenchPlan,
+        run_id: str,
+        role_models: Mapping[str, BaseChatModel],
+        limits: EndpointLimits,
+        cache: CallCache | None = None,
+    ) -> None:
+        self.plan = plan
+        self.run_id = run_id
+        self.cache = cache
+        config = plan.config
+        self.models: dict[str, BaseChatModel] = {
+            role: RunModel(
+                inner=role_models[role], spec=spec, role=role, temperature=config.temperature,
+                call_cache=cache, limiter=limits.semaphore(spec),
+            )
+            for role, spec in config.models.items()
+            if role in role_models
+        }
+        # Attempts are redone whole after a crash, so checkpoints only need to live as long as their attempt.
+        self.checkpointer = InMemorySaver()
+        self.graph = build_consultation_graph(checkpointer=self.checkpointer)
 
 
 @dataclass
@@ -58,25 +76,7 @@ class AttemptOutcome:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _wrapped_models(ctx: AttemptContext, seed: int, calls: AttemptCalls) -> dict[str, BaseChatModel]:
-    config = ctx.plan.config
-    return {
-        role: RunModel(
-            inner=ctx.role_models[role],
-            spec=spec,
-            role=role,
-            seed=seed,
-            temperature=config.temperature,
-            call_cache=ctx.cache,
-            limiter=ctx.limits.semaphore(spec),
-            calls=calls,
-        )
-        for role, spec in config.models.items()
-        if role in ctx.role_models
-    }
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 async def run_attempt(ctx: AttemptContext, attempt: Attempt) -> AttemptOutcome:
@@ -88,7 +88,7 @@ async def run_attempt(ctx: AttemptContext, attempt: Attempt) -> AttemptOutcome:
     doctor_bias, patient_bias = parse_bias(attempt.bias)
     setup = ConsultationSetup(
         case=case,
-        models=_wrapped_models(ctx, seed, calls),
+        models=ctx.models,
         specs=dict(config.models),
         max_turns=config.max_turns,
         measurement_mode=config.measurement_mode,
@@ -106,9 +106,12 @@ async def run_attempt(ctx: AttemptContext, attempt: Attempt) -> AttemptOutcome:
         "measurement_mode": config.measurement_mode, "correct_diagnosis": case.correct_diagnosis,
         "case_leak_prone": bool(leaking_findings(case)), "started_at": started_at,
     }
+    thread_id = f"{ctx.run_id}/{attempt.key}"
     try:
-        # Attempts are redone whole after a crash, so an in-memory checkpointer is enough (and costs least).
-        transcript = await run_consultation(setup, checkpointer=InMemorySaver(), thread_id=f"{ctx.run_id}/{attempt.key}")
+        with attempt_scope(seed, calls):
+            transcript = await run_consultation(
+                setup, checkpointer=ctx.checkpointer, thread_id=thread_id, graph=ctx.graph, durability="exit"
+            )
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - recorded against the attempt (with its traceback); the run goes on
@@ -119,6 +122,8 @@ async def run_attempt(ctx: AttemptContext, attempt: Attempt) -> AttemptOutcome:
             cache_misses=calls.misses, finished_at=_now(),
         )
         return AttemptOutcome(result, None, traceback.format_exc())
+    finally:
+        await ctx.checkpointer.adelete_thread(thread_id)
     transcript.update(run_id=ctx.run_id, attempt=attempt.key, bias=attempt.bias, repeat=attempt.repeat, seed=seed)
     result = result_from_transcript(base, transcript, calls)
     result.wall_seconds = round(time.perf_counter() - started, 3)

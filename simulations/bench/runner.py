@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -103,8 +103,8 @@ async def run_benchmark(
         cache = SqliteCallCache(options.cache_path) if options.cache_path else None
         try:
             context = AttemptContext(
-                plan=plan, run_id=directory.run_id, role_models=role_models,
-                limits=EndpointLimits(options.max_connections, options.local_connections), cache=cache,
+                plan, directory.run_id, role_models,
+                EndpointLimits(options.max_connections, options.local_connections), cache,
             )
             await _run_all(context, directory, todo, options.concurrency, summary, emit)
         finally:
@@ -129,6 +129,8 @@ async def _run_all(
     queue: asyncio.Queue[Attempt] = asyncio.Queue()
     for attempt in todo:
         queue.put_nowait(attempt)
+    # Writing is done off the event loop (each result is fsync'ed), one attempt's files at a time.
+    writing = asyncio.Lock()
 
     async def worker() -> None:
         while True:
@@ -138,7 +140,8 @@ async def _run_all(
                 return
             emit(RunEvent("started", attempt=attempt.key))
             outcome = await run_attempt(context, attempt)
-            _keep(directory, attempt, outcome)
+            async with writing:
+                await asyncio.to_thread(_keep, directory, attempt, outcome)
             _count(summary, outcome.result)
             emit(RunEvent("finished", attempt=attempt.key, result=outcome.result))
 
@@ -154,7 +157,7 @@ def _keep(directory: RunDir, attempt: Attempt, outcome: AttemptOutcome) -> None:
     if outcome.transcript is not None:
         outcome.result.transcript = directory.write_transcript(attempt.name, outcome.transcript)
     if outcome.traceback:
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         with (directory.path / ERRORS_LOG).open("a", encoding="utf-8") as log:
             log.write(f"--- {stamp} {attempt.key}\n{outcome.traceback}\n")
     directory.append_result(outcome.result)
