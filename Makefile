@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 DEMO_CASE ?= demo:chest-pain
 DEMO_TURNS ?= 8
 
-.PHONY: demo test install install-test clean bench bench-fhir serve-fhir
+.PHONY: demo test install install-test clean bench bench-fhir bench-throughput serve-fhir
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: $(STAMP)
 # Needs the Synthea bundles in ../shared/data/synthea (or BUNDLES=DIR).
 bench-fhir: $(STAMP)
 	$(PY) benchmarks/fhir_retrieval.py $(if $(BUNDLES),--bundles $(BUNDLES))
+
+# The benchmark runner against a sequential upstream-shaped loop, every role on a 100 ms test model server.
+bench-throughput: $(STAMP)
+	$(PY) benchmarks/throughput.py
 
 # A local FHIR server with the demo patients, until Ctrl-C.
 serve-fhir: $(STAMP)
