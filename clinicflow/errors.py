@@ -9,12 +9,13 @@ def user_facing(exc: BaseException) -> str | None:
     from clinicflow.fhir_wiring import FhirSetupError
     from clinicflow.wiring import CaseRefError
     from graphs.record_store import RecordStoreError
+    from simulations.bench import ConfigMismatchError, DatasetError, RunDirError
     from simulations.cases import CaseFormatError
     from tools.fhir.errors import FhirError
     from tools.fhirserver.errors import FhirServerError
 
-    expected = (BackendError, CaseFormatError, CaseRefError, FhirError, FhirServerError, FhirSetupError,
-                RecordStoreError, FileNotFoundError, LookupError)
+    expected = (BackendError, CaseFormatError, CaseRefError, ConfigMismatchError, DatasetError, FhirError,
+                FhirServerError, FhirSetupError, RecordStoreError, RunDirError, FileNotFoundError, LookupError)
     if isinstance(exc, expected):
         return str(exc)
     return None
