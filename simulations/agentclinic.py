@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from functools import cache
-from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -34,12 +33,11 @@ from agents.doctor.agentclinic import (
     has_diagnosis_tag,
     requested_test,
 )
-from graphs.environment import Observation
 from graphs.state import DialogueEntry
 from simulations.cases import Case
+from simulations.clinic import SimulatedClinic
 from simulations.judge import Verdict, parse_verdict
-from simulations.leaks import leaks_diagnosis
-from simulations.llm import Usage, generate
+from simulations.llm import generate
 from simulations.measurement import NORMAL_READINGS, MeasurementActor, MeasurementMode, TestPart, TestReply
 from simulations.patient import FALLBACK_ANSWER, PatientReply
 from simulations.prompts import load_prompt
@@ -192,50 +190,11 @@ class AgentClinicMeasurement:
         return TestReply(text or f"RESULTS: {NORMAL_READINGS}", [part], available=True, usage=usage)
 
 
-class AgentClinicClinic:
-    """Answers the doctor with upstream's patient and measurement reader; implements ``graphs.environment``.
-
-    ``leaks`` lists the sources of revealed test results that contained the correct diagnosis, in the order seen.
-    """
+class AgentClinicClinic(SimulatedClinic):
+    """The simulated clinic with upstream's patient and measurement reader (mode ``agentclinic/<measurement>``)."""
 
     def __init__(self, case: Case, patient: AgentClinicPatient, measurement: AgentClinicMeasurement) -> None:
-        for role, actor in (("patient", patient), ("measurement", measurement)):
-            if actor.case.id != case.id:
-                raise ValueError(f"the {role} actor plays case {actor.case.id!r}, not {case.id!r}")
-        self.case = case
-        self.patient = patient
-        self.measurement = measurement
-        self.leaks: list[str] = []
-
-    @property
-    def mode(self) -> str:
-        return f"agentclinic/{self.measurement.mode}"
-
-    def opening(self) -> str:
-        return self.case.objective
-
-    async def respond(
-        self, action: Literal["ask", "test"], text: str, dialogue: Sequence[DialogueEntry]
-    ) -> Observation:
-        if action == "ask":
-            reply = await self.patient.answer(text, dialogue)
-            return _observation(reply.text, "patient", "patient", True, reply.usage)
-        if action == "test":
-            result = await self.measurement.answer(text, dialogue)
-            source = "test:" + ("; ".join(result.names) or text.strip())
-            if leaks_diagnosis(self.case, result.text) and source not in self.leaks:
-                self.leaks.append(source)
-            return _observation(result.text, "measurement", source, result.available, result.usage)
-        raise ValueError(f"the agentclinic clinic answers 'ask' or 'test', not {action!r}")
-
-
-def _observation(
-    text: str, speaker: Literal["patient", "measurement"], source: str, available: bool, usage: Usage
-) -> Observation:
-    return Observation(
-        text=text, speaker=speaker, source=source, available=available, model=usage.model,
-        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, seconds=usage.seconds, calls=usage.calls,
-    )
+        super().__init__(case, patient, measurement, protocol="agentclinic")
 
 
 class ModeratorVerdict(BaseModel):

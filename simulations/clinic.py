@@ -1,9 +1,13 @@
-"""The simulated clinic: AgentClinic-style actors over one case, behind the graph's ``Environment`` interface."""
+"""The simulated clinic: a patient and a measurement actor over one case, behind the graph's ``Environment``.
+
+The actors are ours (``PatientActor``, ``MeasurementActor``) or upstream AgentClinic's reproduced ones
+(``simulations.agentclinic``); the clinic only routes questions and test orders and watches for leaks.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 from langchain_core.language_models import BaseChatModel
 
@@ -11,28 +15,48 @@ from graphs.environment import Observation
 from graphs.state import DialogueEntry
 from simulations.cases import Case
 from simulations.leaks import leaks_diagnosis
-from simulations.measurement import MeasurementActor, MeasurementMode
-from simulations.patient import PatientActor
+from simulations.llm import Usage
+from simulations.measurement import MeasurementActor, MeasurementMode, TestReply
+from simulations.patient import PatientActor, PatientReply
+
+
+class PatientRole(Protocol):
+    case: Case
+
+    async def answer(self, question: str, dialogue: Sequence[DialogueEntry] = ()) -> PatientReply: ...
+
+
+class MeasurementRole(Protocol):
+    case: Case
+
+    @property
+    def mode(self) -> str: ...
+
+    async def answer(self, request: str, dialogue: Sequence[DialogueEntry] = ()) -> TestReply: ...
 
 
 class SimulatedClinic:
     """Answers the doctor with a simulated patient (questions) and measurement actor (test orders).
 
-    ``leaks`` lists the sources of revealed results that contained the correct diagnosis, in the order seen.
+    ``leaks`` lists the sources of revealed results that contained the correct diagnosis, in the order seen;
+    ``protocol`` prefixes the mode transcripts record (``simulated/strict``, ``agentclinic/agentclinic``).
     """
 
-    def __init__(self, case: Case, patient: PatientActor, measurement: MeasurementActor) -> None:
+    def __init__(
+        self, case: Case, patient: PatientRole, measurement: MeasurementRole, *, protocol: str = "simulated"
+    ) -> None:
         for role, actor in (("patient", patient), ("measurement", measurement)):
             if actor.case.id != case.id:
                 raise ValueError(f"the {role} actor plays case {actor.case.id!r}, not {case.id!r}")
         self.case = case
         self.patient = patient
         self.measurement = measurement
+        self.protocol = protocol
         self.leaks: list[str] = []
 
     @property
     def mode(self) -> str:
-        return f"simulated/{self.measurement.mode}"
+        return f"{self.protocol}/{self.measurement.mode}"
 
     def opening(self) -> str:
         # Only the objective: anything more (history, exam) is for the doctor to ask for.
@@ -46,33 +70,23 @@ class SimulatedClinic:
     ) -> Observation:
         if action == "ask":
             reply = await self.patient.answer(text, dialogue)
-            return Observation(
-                text=reply.text,
-                speaker="patient",
-                source="patient",
-                model=reply.usage.model,
-                input_tokens=reply.usage.input_tokens,
-                output_tokens=reply.usage.output_tokens,
-                seconds=reply.usage.seconds,
-                calls=reply.usage.calls,
-            )
+            return _observation(reply.text, "patient", "patient", True, reply.usage)
         if action == "test":
-            result = await self.measurement.answer(text)
+            result = await self.measurement.answer(text, dialogue)
             source = "test:" + ("; ".join(result.names) or text.strip())
             if leaks_diagnosis(self.case, result.text) and source not in self.leaks:
                 self.leaks.append(source)
-            return Observation(
-                text=result.text,
-                speaker="measurement",
-                source=source,
-                available=result.available,
-                model=result.usage.model,
-                input_tokens=result.usage.input_tokens,
-                output_tokens=result.usage.output_tokens,
-                seconds=result.usage.seconds,
-                calls=result.usage.calls,
-            )
+            return _observation(result.text, "measurement", source, result.available, result.usage)
         raise ValueError(f"the simulated clinic answers 'ask' or 'test', not {action!r}")
+
+
+def _observation(
+    text: str, speaker: Literal["patient", "measurement"], source: str, available: bool, usage: Usage
+) -> Observation:
+    return Observation(
+        text=text, speaker=speaker, source=source, available=available, model=usage.model,
+        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, seconds=usage.seconds, calls=usage.calls,
+    )
 
 
 def build_simulated_clinic(

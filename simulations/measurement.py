@@ -11,12 +11,14 @@ is, with no model call. What happens to an unlisted test is the protocol choice 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from graphs.state import DialogueEntry
 from simulations.cases import Case
 from simulations.findings import NamedTest, flatten_findings, match_test, name_tokens, render_value
 from simulations.llm import Usage, generate
@@ -100,7 +102,8 @@ class MeasurementActor:
             matched.append((part, found.test if found else None))
         return matched
 
-    async def answer(self, request: str) -> TestReply:
+    async def answer(self, request: str, dialogue: Sequence[DialogueEntry] = ()) -> TestReply:
+        """Answer one order; ``dialogue`` is accepted for the clinic's interface and not needed here."""
         pairs = self.match(request)
         if not pairs:
             return TestReply("RESULTS: no test was named", [], available=False, usage=Usage())

@@ -22,7 +22,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,6 +200,29 @@ class RunModel(BaseChatModel):
     def _inner_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {**kwargs, "seed": self._seed()} if self._seed() is not None else dict(kwargs)
 
+    def _lookup(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[str | None, ChatResult | None]:
+        """Before a call: refuse if the attempt already failed; else the cache key and a replayed answer, if any."""
+        self._check_alive()
+        if self.call_cache is None:
+            return None, None
+        key = self._key(messages, stop, kwargs)
+        replayed = self._replay(key, time.perf_counter())
+        if replayed is None:
+            self._calls().misses += 1
+        return key, replayed
+
+    def _after(self, key: str | None, result: ChatResult) -> ChatResult:
+        if key is not None:
+            self._store(key, result)
+        return result
+
+    def _record(self, exc: Exception) -> None:
+        # A caller probing whether a foreign model takes our generation kwargs retries without them: not a failure.
+        if not _rejects_kwargs(exc):
+            self._failed(exc)
+
     # -- calls ------------------------------------------------------------------------------------------------
     async def _agenerate(
         self,
@@ -208,29 +231,17 @@ class RunModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        self._check_alive()
-        started = time.perf_counter()
-        key = None
-        if self.call_cache is not None:
-            key = self._key(messages, stop, kwargs)
-            replayed = self._replay(key, started)
-            if replayed is not None:
-                return replayed
-            self._calls().misses += 1
+        key, replayed = self._lookup(messages, stop, kwargs)
+        if replayed is not None:
+            return replayed
         try:
             # The private method directly: the public ainvoke would add LangChain's callback work to every call.
-            if self.limiter is not None:
-                async with self.limiter:
-                    result = await self.inner._agenerate(messages, stop=stop, **self._inner_kwargs(kwargs))
-            else:
+            async with self.limiter if self.limiter is not None else nullcontext():
                 result = await self.inner._agenerate(messages, stop=stop, **self._inner_kwargs(kwargs))
         except Exception as exc:  # recorded against the attempt, then re-raised unchanged
-            if not _rejects_kwargs(exc):
-                self._failed(exc)
+            self._record(exc)
             raise
-        if key is not None:
-            self._store(key, result)
-        return result
+        return self._after(key, result)
 
     def _generate(
         self,
@@ -239,21 +250,12 @@ class RunModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        self._check_alive()
-        started = time.perf_counter()
-        key = None
-        if self.call_cache is not None:
-            key = self._key(messages, stop, kwargs)
-            replayed = self._replay(key, started)
-            if replayed is not None:
-                return replayed
-            self._calls().misses += 1
+        key, replayed = self._lookup(messages, stop, kwargs)
+        if replayed is not None:
+            return replayed
         try:
             result = self.inner._generate(messages, stop=stop, **self._inner_kwargs(kwargs))
         except Exception as exc:  # recorded against the attempt, then re-raised unchanged
-            if not _rejects_kwargs(exc):
-                self._failed(exc)
+            self._record(exc)
             raise
-        if key is not None:
-            self._store(key, result)
-        return result
+        return self._after(key, result)
