@@ -6,6 +6,7 @@ import pytest
 
 from simulations.bench.records import RUBRIC_CRITERIA as RECORDED_CRITERIA
 from simulations.bench.records import RUBRIC_PASS as RECORDED_PASS
+from simulations.prompts import load_prompt
 from simulations.rubric import RUBRIC_CRITERIA, RUBRIC_PASS, RubricJudge, parse_rubric
 
 ALL = dict.fromkeys(RUBRIC_CRITERIA, 1)
@@ -87,3 +88,9 @@ async def test_still_unreadable_is_unparsed_never_false(scripted):
     result = await RubricJudge(scripted("Hmm.", "I am not sure.")).score("Gout", "Pseudogout")
     assert (result.scores, result.total, result.correct, result.method) == ({}, None, None, "unparsed")
     assert result.raw == "Hmm.\n---\nI am not sure." and result.usage.calls == 2
+
+
+def test_a_reply_that_copies_the_prompts_template_is_not_a_score() -> None:
+    # Small models copy the form they are shown; a copied template must not read as a (passing) score.
+    template = next(line for line in load_prompt("rubric").splitlines() if line.startswith("{"))
+    assert parse_rubric(template) is None
