@@ -83,11 +83,22 @@ def _verdict_text(verdict: Mapping[str, Any] | None) -> str:
     return f"{word} (method: {verdict.get('method', '?')})"
 
 
+def _rubric_lines(rubric: Mapping[str, Any] | None) -> list[str]:
+    if not rubric:
+        return []
+    scores = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in (rubric.get("scores") or {}).items())
+    total = rubric.get("total")
+    verdict = {True: "correct", False: "incorrect", None: "unreadable"}[rubric.get("correct")]
+    return [f"- **Rubric:** {total if total is not None else '?'}/5, {verdict} ({scores or rubric.get('method')})"]
+
+
 def render_markdown(t: Mapping[str, Any]) -> str:
     """A readable page: the case, the dialogue turn by turn, the differential, the outcome and the totals."""
     lines = [f"# Consultation {t.get('thread_id', '')}", ""]
     lines += [
         f"- **Case:** {t['case']['id']}",
+        f"- **Protocol:** {t.get('protocol', 'clinicflow')}",
+        *[f"- **{side.capitalize()} bias:** {name}" for side, name in (t.get("biases") or {}).items() if name],
         f"- **Environment:** {t.get('environment', '?')}",
         f"- **Turn budget:** {t.get('max_turns')}",
         "- **Models:** " + ", ".join(f"{role} = `{spec}`" for role, spec in t.get("models", {}).items()),
@@ -125,6 +136,7 @@ def render_markdown(t: Mapping[str, Any]) -> str:
         f"- **Ended by:** {outcome.get('ended_by')}",
         f"- **Correct diagnosis:** {t['case'].get('correct_diagnosis') or 'unknown'}",
         f"- **Verdict:** {_verdict_text(t.get('verdict'))}",
+        *_rubric_lines(t.get("rubric")),
         f"- **Diagnosis revealed in a test result:** {'yes' if outcome.get('leak') else 'no'}",
         "",
         "## Totals",

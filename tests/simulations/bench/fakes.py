@@ -42,6 +42,7 @@ class RoleFake(BaseChatModel):
     fail_roles: tuple[str, ...] = ()
     calls: list[str] = []
     kwargs_seen: list[dict[str, Any]] = []
+    systems_seen: list[str] = []
 
     @property
     def _llm_type(self) -> str:
@@ -51,6 +52,7 @@ class RoleFake(BaseChatModel):
         role = _role(str(messages[0].content)) if messages else "patient"
         self.calls.append(role)
         self.kwargs_seen.append(dict(kwargs))
+        self.systems_seen.append(str(messages[0].content) if messages else "")
         if role in self.fail_roles:
             from agents.backends import ModelUnavailableError
 
@@ -95,7 +97,7 @@ class RoleFake(BaseChatModel):
 
 
 def fake_models(**options: Any) -> dict[str, RoleFake]:
-    model = RoleFake(calls=[], kwargs_seen=[], **options)
+    model = RoleFake(calls=[], kwargs_seen=[], systems_seen=[], **options)
     return {"reasoning": model, "patient": model, "measurement": model, "judge": model}
 
 

@@ -15,7 +15,9 @@ import pytest
 
 from simulations.bench import ConfigMismatchError, RunOptions, make_plan, read_run, run_benchmark
 from simulations.bench.records import AttemptResult, derive_seed
+from agents.doctor.agentclinic import agentclinic_doctor_biases
 from simulations.cases import demo_cases, load_cases
+from simulations.patient import patient_biases
 from tests.simulations.bench.fakes import SPECS, RoleFake, fake_models
 
 SCRIPT = Path(__file__).with_name("run_fake_bench.py")
@@ -171,7 +173,7 @@ async def test_concurrency_bounds_attempts_in_flight(tmp_path: Path) -> None:
             finally:
                 in_flight -= 1
 
-    model = Counting(calls=[], kwargs_seen=[])
+    model = Counting(calls=[], kwargs_seen=[], systems_seen=[])
     models = dict.fromkeys(SPECS, model)
     await run_benchmark(_plan(repeats=2), tmp_path, models, RunOptions(concurrency=3, max_connections=64))
     assert peak == 3  # one call in flight per attempt, three attempts at once
@@ -183,6 +185,16 @@ async def test_biases_multiply_the_attempts_and_reach_the_prompts(tmp_path: Path
     summary = await run_benchmark(plan, tmp_path, models, RunOptions())
     assert summary.planned == 3 * len(demo_cases())
     assert {r.bias for r in _lines(tmp_path)} == {"none", "doctor:confirmation", "patient:self_diagnosis"}
+    doctor_note = agentclinic_doctor_biases()["confirmation"]
+    patient_note = patient_biases()["self_diagnosis"]
+    doctor_prompts = [s for s, role in zip(models["reasoning"].systems_seen, models["reasoning"].calls, strict=True)
+                      if role == "doctor"]
+    patient_prompts = [s for s, role in zip(models["reasoning"].systems_seen, models["reasoning"].calls, strict=True)
+                       if role == "patient"]
+    # Each condition reaches only its own attempts: a third of the doctor's calls carry the doctor's bias.
+    assert 0 < sum(doctor_note in p for p in doctor_prompts) < len(doctor_prompts)
+    assert 0 < sum(patient_note in p for p in patient_prompts) < len(patient_prompts)
+    assert not any(patient_note in p for p in doctor_prompts)
     with pytest.raises(ValueError, match="unknown doctor bias"):
         _plan(biases=["doctor:optimism"])
 
@@ -209,7 +221,7 @@ async def test_a_leaking_case_is_flagged(tmp_path: Path, write_lines, medqa_reco
                 message.content = str(message.content).replace("Troponin", "Joint aspiration")
             return result
 
-    model = Aspirating(calls=[], kwargs_seen=[], diagnosis="Gout")
+    model = Aspirating(calls=[], kwargs_seen=[], systems_seen=[], diagnosis="Gout")
     plan = make_plan(cases, protocol="clinicflow", models=SPECS, max_turns=6)
     await run_benchmark(plan, tmp_path / "run", dict.fromkeys(SPECS, model), RunOptions())
     (result,) = _lines(tmp_path / "run")
