@@ -37,8 +37,9 @@ class _Live:
 
     def __call__(self, event: Any) -> None:
         if event.kind == "planned":
+            self.judged, self.correct = event.judged, event.correct
             self.task = self.progress.add_task("attempts", total=event.planned, completed=event.skipped,
-                                               errors=0, accuracy="-")
+                                               errors=0, accuracy=self._accuracy())
             return
         if event.kind != "finished" or self.task is None:
             return
@@ -48,8 +49,10 @@ class _Live:
         elif result.correct is not None:
             self.judged += 1
             self.correct += bool(result.correct)
-        accuracy = f"{self.correct / self.judged:.0%} ({self.correct}/{self.judged})" if self.judged else "-"
-        self.progress.update(self.task, advance=1, errors=self.errors, accuracy=accuracy)
+        self.progress.update(self.task, advance=1, errors=self.errors, accuracy=self._accuracy())
+
+    def _accuracy(self) -> str:
+        return f"{self.correct / self.judged:.0%} ({self.correct}/{self.judged})" if self.judged else "-"
 
 
 def _settings(overrides: dict[str, Any]) -> Settings:

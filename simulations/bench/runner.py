@@ -53,6 +53,10 @@ class RunEvent:
     kind: Literal["planned", "started", "finished"]
     planned: int = 0
     skipped: int = 0
+    # With "planned": the verdicts among the attempts finished before this invocation, so a running accuracy
+    # covers the whole run.
+    judged: int = 0
+    correct: int = 0
     attempt: str | None = None
     result: AttemptResult | None = None
 
@@ -94,12 +98,14 @@ async def run_benchmark(
         cache=str(options.cache_path) if options.cache_path else None,
     )
     with RunDir.open(Path(run_dir), plan.config, environment, force_new=options.force_new) as directory:
-        directory.load_results()
+        earlier = directory.load_results().latest
         done = directory.finished()
         attempts = plan.attempts()
         todo = [a for a in attempts if a.key not in done]
         summary = RunSummary(directory.run_id, directory.path, planned=len(attempts), skipped=len(attempts) - len(todo))
-        emit(RunEvent("planned", planned=summary.planned, skipped=summary.skipped))
+        kept = [earlier[a.key] for a in attempts if a.key in done and earlier[a.key].correct is not None]
+        emit(RunEvent("planned", planned=summary.planned, skipped=summary.skipped, judged=len(kept),
+                      correct=sum(bool(r.correct) for r in kept)))
         cache = SqliteCallCache(options.cache_path) if options.cache_path else None
         try:
             context = AttemptContext(

@@ -54,9 +54,13 @@ async def test_a_run_writes_config_results_and_transcripts(tmp_path: Path) -> No
 async def test_rerunning_a_finished_run_skips_everything(tmp_path: Path) -> None:
     await run_benchmark(_plan(), tmp_path, fake_models(), RunOptions())
     again = fake_models()
-    summary = await run_benchmark(_plan(), tmp_path, again, RunOptions())
+    events = []
+    summary = await run_benchmark(_plan(), tmp_path, again, RunOptions(), on_event=events.append)
     assert summary.skipped == summary.planned and summary.finished == 0
     assert again["reasoning"].calls == []  # no model was called
+    # The progress display starts from the earlier verdicts, so its running accuracy covers the whole run.
+    assert [(e.kind, e.skipped, e.judged, e.correct) for e in events] == [
+        ("planned", summary.planned, summary.planned, summary.planned)]
     assert len(_lines(tmp_path)) == summary.planned
 
 
