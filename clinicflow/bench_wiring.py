@@ -38,11 +38,11 @@ def load_datasets(settings: Settings, choices: BenchChoices) -> list[Dataset]:
 
 def build_plan(settings: Settings, choices: BenchChoices, specs: dict[str, str]) -> tuple[BenchPlan, list[Dataset]]:
     """The plan of a run: the datasets' selected cases under the chosen protocol, models and rules."""
-    datasets = load_datasets(settings, choices)
     picked = parse_case_list(choices.cases)
-    cases = [case for d in datasets for case in select_cases(d.cases, pick=picked if len(datasets) == 1 else ())]
-    if picked and len(datasets) > 1:
+    if picked and len(choices.datasets) > 1:
         raise ValueError("--cases picks cases of one dataset; give a single --dataset with it")
+    datasets = load_datasets(settings, choices)
+    cases = [case for d in datasets for case in select_cases(d.cases, pick=picked)]
     if choices.limit is not None:
         cases = select_cases(cases, limit=choices.limit)
     doctor_tokens = (AGENTCLINIC_MAX_NEW_TOKENS if choices.protocol == "agentclinic"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -94,6 +95,7 @@ class ConsultationSetup:
         }
 
 
+@cache
 def _package_version() -> str:
     try:
         return version("clinicflow")

@@ -20,11 +20,11 @@ def test_medqa_limit_3_on_the_embedded_model_completes_reports_and_resumes(tmp_p
                                                                             model_cache_dir: Path) -> None:
     run_dir = tmp_path / "run"
     command = ("bench", "run", "--dataset", "medqa", "--data-dir", str(AGENTCLINIC), "--limit", "3",
-               "--max-turns", "2", "--run-dir", str(run_dir))
+               "--max-turns", "1", "--run-dir", str(run_dir))
     done = clinicflow(*command, cache_dir=model_cache_dir.parent, timeout=1200)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
-    assert [r["case_id"] for r in lines] == ["medqa:0000", "medqa:0001", "medqa:0002"]
+    assert sorted(r["case_id"] for r in lines) == ["medqa:0000", "medqa:0001", "medqa:0002"]
     assert all(r["status"] == "ok" and r["protocol"] == "clinicflow" for r in lines), lines
     assert all(r["usage"]["reasoning"]["output_tokens"] > 0 for r in lines)  # a real model generated tokens
     assert all(r["rubric"] is not None and r["verdict"] is not None for r in lines)
