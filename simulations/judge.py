@@ -11,10 +11,9 @@ import re
 from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from simulations.llm import Usage, generate
+from simulations.llm import Usage, ask_until_parsed
 from simulations.prompts import load_prompt
 from simulations.textnorm import fold
 
@@ -107,18 +106,17 @@ class Judge:
             return Verdict(correct=False, raw="", method="no_diagnosis")
         if exact_match(correct_diagnosis, proposed):
             return Verdict(correct=True, raw="", method="exact")
-        attempts: list[str] = []
-        usage = Usage()
-        for method, template in (("model", "judge"), ("model_retry", "judge_retry")):
-            prompt = load_prompt(template).format(correct=correct_diagnosis.strip(), proposed=proposed.strip())
-            messages = [SystemMessage(load_prompt("judge_system")), HumanMessage(prompt)]
-            raw, cost = await generate(self.model, messages, max_new_tokens=self.max_new_tokens)
-            attempts.append(raw)
-            usage += cost
-            decided = parse_verdict(raw)
-            if decided is not None:
-                return _verdict(decided, attempts, method, usage)
-        return _verdict(None, attempts, "unjudged", usage)
+        values = {"correct": correct_diagnosis.strip(), "proposed": proposed.strip()}
+        asked = await ask_until_parsed(
+            self.model,
+            load_prompt("judge_system"),
+            [(method, load_prompt(template).format(**values))
+             for method, template in (("model", "judge"), ("model_retry", "judge_retry"))],
+            parse_verdict,
+            max_new_tokens=self.max_new_tokens,
+        )
+        method: VerdictMethod = asked.label if asked.value is not None else "unjudged"  # type: ignore[assignment]
+        return _verdict(asked.value, asked.answers, method, asked.usage)
 
 
 def _verdict(correct: bool | None, attempts: list[str], method: VerdictMethod, usage: Usage) -> Verdict:

@@ -8,12 +8,14 @@ falls back to our own clock.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,40 @@ def content_text(content: Any) -> str:
 
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+@dataclass
+class Parsed(Generic[T]):
+    """What ``ask_until_parsed`` got: the parsed value (None if no answer parsed), the label of the prompt that
+    produced it, every raw answer in order, and what the calls cost."""
+
+    value: T | None
+    label: str | None
+    answers: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def raw(self) -> str:
+        return "\n---\n".join(self.answers)
+
+
+async def ask_until_parsed(
+    model: BaseChatModel,
+    system: str,
+    prompts: Sequence[tuple[str, str]],
+    parse: Callable[[str], T | None],
+    *,
+    max_new_tokens: int,
+) -> Parsed[T]:
+    """Ask each (label, prompt) in turn, each in a fresh context, until ``parse`` reads an answer (the judges ask
+    once, then once more strictly); model errors propagate."""
+    result: Parsed[T] = Parsed(None, None)
+    for label, prompt in prompts:
+        raw, cost = await generate(model, [SystemMessage(system), HumanMessage(prompt)], max_new_tokens=max_new_tokens)
+        result.answers.append(raw)
+        result.usage += cost
+        value = parse(raw)
+        if value is not None:
+            result.value, result.label = value, label
+            return result
+    return result

@@ -15,12 +15,11 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.json_objects import load_object, scan_objects
 from simulations.judge import exact_match
-from simulations.llm import Usage, generate
+from simulations.llm import Usage, ask_until_parsed
 from simulations.prompts import load_prompt
 
 RUBRIC_CRITERIA: tuple[str, ...] = ("core_disease", "etiology", "site", "specificity", "completeness")
@@ -149,16 +148,15 @@ class RubricJudge:
             return _scored(dict.fromkeys(RUBRIC_CRITERIA, 0), "no_diagnosis", "", Usage())
         if exact_match(correct_diagnosis, proposed):
             return _scored(dict.fromkeys(RUBRIC_CRITERIA, 1), "exact", "", Usage())
-        attempts: list[str] = []
-        usage = Usage()
-        methods: tuple[tuple[RubricMethod, str], ...] = (("model", "rubric"), ("model_retry", "rubric_retry"))
-        for method, template in methods:
-            prompt = _fill(load_prompt(template), correct=correct_diagnosis.strip(), proposed=proposed.strip())
-            messages = [SystemMessage(load_prompt("rubric_system")), HumanMessage(prompt)]
-            raw, cost = await generate(self.model, messages, max_new_tokens=self.max_new_tokens)
-            attempts.append(raw)
-            usage += cost
-            scores = parse_rubric(raw)
-            if scores is not None:
-                return _scored(scores, method, "\n---\n".join(attempts), usage)
-        return RubricResult(method="unparsed", raw="\n---\n".join(attempts), usage=usage)
+        values = {"correct": correct_diagnosis.strip(), "proposed": proposed.strip()}
+        asked = await ask_until_parsed(
+            self.model,
+            load_prompt("rubric_system"),
+            [(method, _fill(load_prompt(template), **values))
+             for method, template in (("model", "rubric"), ("model_retry", "rubric_retry"))],
+            parse_rubric,
+            max_new_tokens=self.max_new_tokens,
+        )
+        if asked.value is None:
+            return RubricResult(method="unparsed", raw=asked.raw, usage=asked.usage)
+        return _scored(asked.value, asked.label, asked.raw, asked.usage)  # type: ignore[arg-type]
