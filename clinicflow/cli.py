@@ -20,6 +20,8 @@ from clinicflow.settings import ROLES, Settings
 from clinicflow.terminal import console, err, fail, run_async
 
 app = typer.Typer(
+    # Help texts say "[default: ...]"; as rich markup those brackets would be read as tags and vanish.
+    rich_markup_mode=None,
     help="Agentic clinical workflows: simulated consultations on MedGemma (or the embedded model).",
     no_args_is_help=True,
     add_completion=False,
@@ -92,7 +94,8 @@ def consult(
     interactive: Annotated[bool, typer.Option("--interactive", help="You answer as the patient and the laboratory.")] = False,
     resume: Annotated[Optional[str], typer.Option(help="Continue an interrupted consultation by its thread id.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Where to write transcript.json and transcript.md. [default: runs/THREAD]")] = None,
-    checkpoint_db: Annotated[Optional[Path], typer.Option(help="SQLite checkpoint file, or :memory:. [default: in the user data dir]")] = None,
+    checkpointer: Annotated[str | None, typer.Option(help="Where checkpoints live: redis://HOST:PORT/DB (rediss:// for TLS), a SQLite file, or :memory:. [default: settings, else checkpoints.sqlite in the user data dir]")] = None,
+    checkpoint_db: Annotated[Optional[Path], typer.Option(help="SQLite checkpoint file, or :memory: (the same as --checkpointer PATH).")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="0 is greedy. [default: 0]")] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
     fhir_url: Annotated[Optional[str], typer.Option(help="FHIR server holding the patient's record. [default: settings, else a running `clinicflow fhir serve`]")] = None,
@@ -102,14 +105,19 @@ def consult(
     from contextlib import AsyncExitStack
 
     from clinicflow import fhir_wiring, wiring
-    from graphs.checkpointers import open_checkpointer
+    from graphs.checkpointers import CheckpointerError, describe_target, open_checkpointer
     from simulations.session import ConsultationPaused, run_consultation, saved_origin
     from simulations.transcript import write_transcript
 
+    if checkpointer is not None and checkpoint_db is not None:
+        fail("give --checkpointer or --checkpoint-db, not both", 2)
+    # --checkpoint-db is the older name for --checkpointer PATH; either one overrides the setting.
+    chosen_checkpointer = checkpointer if checkpointer is not None else (
+        str(checkpoint_db) if checkpoint_db is not None else None)
     overrides: dict[str, Any] = {
         k: v
         for k, v in {"max_turns": max_turns, "measurement_mode": measurement_mode,
-                     "temperature": temperature, "seed": seed}.items()
+                     "temperature": temperature, "seed": seed, "checkpointer": chosen_checkpointer}.items()
         if v is not None
     }
     try:
@@ -117,16 +125,22 @@ def consult(
     except Exception as exc:  # pydantic's ValidationError names the field and the accepted values
         fail(str(exc), 2)
     configure_logging(settings, err)
-    db: Path | str = checkpoint_db if checkpoint_db is not None else settings.checkpoint_db
+    db = settings.checkpoint_target
+    shown_db = describe_target(db)  # a Redis URL without its password: what messages and the resume hint show
     role_overrides = {"reasoning": reasoning, "patient": patient, "measurement": measurement, "judge": judge}
 
     async def main() -> None:
-        async with open_checkpointer(db) as saver, AsyncExitStack() as stack:
+        async with AsyncExitStack() as stack:
+            try:
+                saver = await stack.enter_async_context(
+                    open_checkpointer(db, ttl_minutes=settings.checkpoint_ttl_minutes))
+            except CheckpointerError as exc:  # an unreachable or unfit Redis: its message names the redacted URL
+                fail(str(exc))
             thread_id = resume
             if resume:
                 saved = await saved_origin(saver, resume)
                 if not saved:
-                    fail(f"no consultation {resume!r} in {db}")
+                    fail(f"no consultation {resume!r} in {shown_db}")
                 case_ref = saved["case_ref"]
                 for role, spec in saved.get("specs", {}).items():
                     role_overrides[role] = role_overrides.get(role) or spec
@@ -169,8 +183,10 @@ def consult(
                 + f"\n[dim]{escape(record_line)}[/]",
                 title="clinicflow consult", expand=False,
             ))
+            # Names the same store when it was chosen on the command line (a setting is read again on resume).
             resume_hint = f"clinicflow consult --resume {thread_id}" + (
-                f" --checkpoint-db {db}" if checkpoint_db else "")
+                f" --checkpointer {shown_db}" if checkpointer is not None
+                else f" --checkpoint-db {shown_db}" if checkpoint_db is not None else "")
             try:
                 transcript = await run_consultation(
                     setup, checkpointer=saver, thread_id=thread_id, resume=bool(resume),

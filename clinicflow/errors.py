@@ -8,14 +8,17 @@ def user_facing(exc: BaseException) -> str | None:
     from agents.backends import BackendError
     from clinicflow.fhir_wiring import FhirSetupError
     from clinicflow.wiring import CaseRefError
+    from graphs.checkpointers import CheckpointerError
     from graphs.record_store import RecordStoreError
     from simulations.bench import ConfigMismatchError, DatasetError, RunDirError
+    from simulations.bench.callcache import CallCacheError
     from simulations.cases import CaseFormatError
     from tools.fhir.errors import FhirError
     from tools.fhirserver.errors import FhirServerError
 
-    expected = (BackendError, CaseFormatError, CaseRefError, ConfigMismatchError, DatasetError, FhirError,
-                FhirServerError, FhirSetupError, RecordStoreError, RunDirError, FileNotFoundError, LookupError)
+    expected = (BackendError, CallCacheError, CaseFormatError, CaseRefError, CheckpointerError, ConfigMismatchError,
+                DatasetError, FhirError, FhirServerError, FhirSetupError, RecordStoreError, RunDirError,
+                FileNotFoundError, LookupError)
     if isinstance(exc, expected):
         return str(exc)
     return None

@@ -73,8 +73,10 @@ class BenchSettings(BaseModel):
     runs_dir: Path = Field(Path("runs/bench"), description="Where run directories go unless --run-dir is given.")
     concurrency: int = Field(4, ge=1, le=1024, description="Case attempts in flight at once.")
     max_connections: int = Field(32, ge=1, le=1024, description="Model calls in flight per remote endpoint.")
-    cache_file: Path | None = Field(
-        None, description="The model-call cache used with --cache; unset: <cache dir>/model-calls.sqlite."
+    # A string, not a Path: a Path would fold a URL's "//" and mangle it.
+    cache_file: str | None = Field(
+        None, description="The model-call cache used with --cache: a SQLite file path, or a redis://HOST:PORT/DB "
+        "(rediss:// for TLS) URL that workers on many machines share; unset: <cache dir>/model-calls.sqlite."
     )
 
 
@@ -101,6 +103,14 @@ class Settings(BaseSettings):
     max_retries: int = Field(3, ge=0)
     # Sent as a bearer token to OpenAI-compatible servers; never written to logs or transcripts.
     openai_api_key: SecretStr | None = None
+    checkpointer: str | None = Field(
+        None, description="Where consultation checkpoints live: redis://HOST:PORT/DB (rediss:// for TLS; shared by "
+        "every process and machine that uses it) or a SQLite file; unset: checkpoints.sqlite in the data dir."
+    )
+    checkpoint_ttl_minutes: float | None = Field(
+        None, gt=0, description="Redis only: checkpoints expire this long after their last read or write; unset: "
+        "kept until deleted."
+    )
     fhir: FhirSettings = Field(default_factory=FhirSettings)
     bench: BenchSettings = Field(default_factory=BenchSettings)
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("clinicflow")))
@@ -123,8 +133,13 @@ class Settings(BaseSettings):
 
     @property
     def checkpoint_db(self) -> Path:
-        """The SQLite file that holds consultation checkpoints."""
+        """The default SQLite file for consultation checkpoints (used when ``checkpointer`` is unset)."""
         return self.data_dir / "checkpoints.sqlite"
+
+    @property
+    def checkpoint_target(self) -> str | Path:
+        """Where checkpoints go: the ``checkpointer`` setting (a Redis URL or a SQLite path), else the default file."""
+        return self.checkpointer or self.checkpoint_db
 
     @property
     def fhir_server_dir(self) -> Path:
@@ -132,8 +147,8 @@ class Settings(BaseSettings):
         return self.data_dir / "fhir-server"
 
     @property
-    def call_cache_file(self) -> Path:
-        """The benchmark's model-call cache (SQLite)."""
+    def call_cache_file(self) -> str | Path:
+        """The benchmark's model-call cache: a SQLite file path (a Path when it is the default) or a Redis URL."""
         return self.bench.cache_file or self.cache_dir / "model-calls.sqlite"
 
     @property

