@@ -86,8 +86,8 @@ def run(
     seed: Annotated[Optional[int], typer.Option(help="Run seed; each attempt's seed derives from it. [default: 0]")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="[default: 0]")] = None,
     rubric: Annotated[Optional[bool], typer.Option("--rubric/--no-rubric", help="The 5-point rubric judge. [default: on for clinicflow]")] = None,
-    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Serve identical model calls from the on-disk cache (exact replays).")] = False,
-    cache_file: Annotated[Optional[Path], typer.Option(help="The cache file. [default: <cache dir>/model-calls.sqlite]")] = None,
+    cache: Annotated[bool | None, typer.Option("--cache/--no-cache", help="Serve identical model calls from the model-call cache (exact replays). [default: on when --cache-file is given]", show_default=False)] = None,
+    cache_file: Annotated[str | None, typer.Option(help="The cache: a SQLite file, or redis://HOST:PORT/DB (rediss:// for TLS) to share it among workers. [default: settings bench.cache_file, else <cache dir>/model-calls.sqlite]")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed case lines instead of stopping.")] = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.md and report.html at the end.")] = True,
 ) -> None:
@@ -107,10 +107,12 @@ def run(
     except (ValueError, LookupError, OSError) as exc:
         fail(str(exc), 2)
     target = run_dir or bench_wiring.default_run_dir(settings, plan)
+    # Naming a cache file means using it, unless --no-cache says otherwise.
+    use_cache = cache if cache is not None else cache_file is not None
     options = RunOptions(
         concurrency=concurrency or settings.bench.concurrency,
         max_connections=max_connections or settings.bench.max_connections,
-        cache_path=(cache_file or settings.call_cache_file) if cache else None,
+        cache_path=(cache_file or settings.call_cache_file) if use_cache else None,
         force_new=force_new,
     )
     config = plan.config
@@ -124,7 +126,7 @@ def run(
         f"{config.repeats} repeat(s) x {len(config.biases)} bias condition(s) = {len(plan.attempts())} attempts\n"
         + "\n".join(f"[dim]{role}: {escape(spec)}[/]" for role, spec in config.models.items())
         + f"\n[dim]concurrency {options.concurrency}, {options.max_connections} calls per server; seed "
-          f"{config.seed}, temperature {config.temperature}; cache {'on' if cache else 'off'}[/]",
+          f"{config.seed}, temperature {config.temperature}; cache {'on' if options.cache_path else 'off'}[/]",
         title="clinicflow bench run", expand=False,
     ))
     models = bench_wiring.build_models(settings, specs)
@@ -134,6 +136,7 @@ def run(
         with live.progress:
             return await run_benchmark(plan, target, models, options, on_event=live)
 
+    # An unreachable Redis cache, say, ends as a one-line message naming it (password redacted), exit 1.
     summary = run_async(main, interrupted=INTERRUPTED)
     _print_summary(summary)
     if report:

@@ -8,13 +8,20 @@ same entry still replay one answer from then on.
 ``SqliteCallCache`` keeps the cache in one SQLite file in WAL mode: many processes may read and write it at once
 (``busy_timeout`` waits out a writer), and each statement takes well under a millisecond, so it is called inline
 from the event loop. A value that cannot be read back (bad JSON) is treated as a miss and replaced by the next put.
-Issue 5 adds other stores behind the same ``CallCache`` protocol.
+``RedisCallCache`` (``simulations.bench.rediscache``) keeps it in Redis so workers on many machines share it;
+``open_call_cache(target)`` picks the store from a path or a ``redis://``/``rediss://`` URL.
+
+Errors::
+
+    CallCacheError                  the cache cannot be used (bad target, or a store's own failure)
+    └── CallCacheUnavailableError   the store could not be reached or did not answer in time (Redis down, timeout)
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -23,9 +30,28 @@ from typing import Any, Protocol, Self
 
 from langchain_core.messages import BaseMessage
 
-__all__ = ["CallCache", "SqliteCallCache", "call_key"]
+__all__ = [
+    "CallCache",
+    "CallCacheError",
+    "CallCacheUnavailableError",
+    "SqliteCallCache",
+    "call_key",
+    "open_call_cache",
+]
+
+REDIS_SCHEMES: tuple[str, ...] = ("redis://", "rediss://")
+# scheme:/ with a scheme of two letters or more (so a Windows drive, C:/, is still a path).
+_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at TEXT)"
+
+
+class CallCacheError(Exception):
+    """The model-call cache cannot be used; the message names the store (passwords redacted)."""
+
+
+class CallCacheUnavailableError(CallCacheError):
+    """The cache's server could not be reached, refused us, or did not answer within its timeout."""
 
 
 class CallCache(Protocol):
@@ -112,3 +138,22 @@ class SqliteCallCache:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def open_call_cache(target: str | Path) -> CallCache:
+    """The call cache at ``target``: a ``redis://`` or ``rediss://`` URL opens ``RedisCallCache`` (raising
+    ``CallCacheUnavailableError`` at once if the server does not answer); any other URL-like target raises
+    ``CallCacheError``; anything else is a SQLite file path."""
+    text = str(target)
+    if isinstance(target, str) and text.lower().startswith(REDIS_SCHEMES):
+        # Imported here so SQLite-only runs never load the Redis client.
+        from simulations.bench.rediscache import RedisCallCache
+
+        return RedisCallCache(target)
+    if _URL_LIKE.match(text):
+        # Another scheme, or a redis URL whose "//" a Path folded away: a SQLite file named after it would
+        # silently cache on this machine only.
+        scheme = text.split(":", 1)[0]
+        raise CallCacheError(f"call cache {scheme}:... is not a redis:// or rediss:// URL (pass URLs as strings, "
+                             f"not Paths) nor a plain file path")
+    return SqliteCallCache(target)

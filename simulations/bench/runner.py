@@ -10,6 +10,8 @@ redoes. Errors are results too (with their reason; their tracebacks go to ``erro
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import Literal
 from langchain_core.language_models import BaseChatModel
 
 from simulations.bench.attempt import AttemptContext, AttemptOutcome, run_attempt
-from simulations.bench.callcache import SqliteCallCache
+from simulations.bench.callcache import open_call_cache
 from simulations.bench.config import RunEnvironment
 from simulations.bench.models import EndpointLimits
 from simulations.bench.plan import Attempt, BenchPlan
@@ -28,6 +30,7 @@ from simulations.bench.records import AttemptResult
 from simulations.bench.rundir import RunDir
 
 ERRORS_LOG = "errors.log"
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@")
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class RunOptions:
     concurrency: int = 4  # attempts in flight at once
     max_connections: int = 32  # calls in flight per remote endpoint (an OpenAI-compatible server)
     local_connections: int = 1  # calls in flight per local model
-    cache_path: Path | None = None  # the model-call cache (SQLite); None: no cache
+    # The model-call cache: a SQLite file path, or a redis:// (rediss://) URL shared by many workers; None: no cache.
+    cache_path: str | Path | None = None
     force_new: bool = False  # start the run directory over (the old run is moved aside) if its config differs
 
     def __post_init__(self) -> None:
@@ -95,7 +99,8 @@ async def run_benchmark(
     environment = RunEnvironment(
         concurrency=options.concurrency,
         max_connections=options.max_connections,
-        cache=str(options.cache_path) if options.cache_path else None,
+        cache=_redact_credentials(str(options.cache_path)) if options.cache_path else None,
+        command=[_redact_credentials(arg) for arg in sys.argv],
     )
     with RunDir.open(Path(run_dir), plan.config, environment, force_new=options.force_new) as directory:
         earlier = directory.load_results().latest
@@ -106,7 +111,7 @@ async def run_benchmark(
         kept = [earlier[a.key] for a in attempts if a.key in done and earlier[a.key].correct is not None]
         emit(RunEvent("planned", planned=summary.planned, skipped=summary.skipped, judged=len(kept),
                       correct=sum(bool(r.correct) for r in kept)))
-        cache = SqliteCallCache(options.cache_path) if options.cache_path else None
+        cache = open_call_cache(options.cache_path) if options.cache_path else None
         try:
             context = AttemptContext(
                 plan, directory.run_id, role_models,
@@ -122,6 +127,12 @@ async def run_benchmark(
     summary.judged, summary.correct = len(judged), sum(bool(r.correct) for r in judged)
     summary.wall_seconds = time.perf_counter() - started
     return summary
+
+
+def _redact_credentials(text: str) -> str:
+    """``text`` with the password of any ``scheme://user:password@`` URL in it replaced by ``***``: a Redis cache URL
+    (in the cache entry and in the recorded command line) must never leave its password in config.json."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
 
 
 async def _run_all(
