@@ -88,11 +88,13 @@ def run(
     rubric: Annotated[Optional[bool], typer.Option("--rubric/--no-rubric", help="The 5-point rubric judge. [default: on for clinicflow]")] = None,
     cache: Annotated[bool | None, typer.Option("--cache/--no-cache", help="Serve identical model calls from the model-call cache (exact replays). [default: on when --cache-file is given]", show_default=False)] = None,
     cache_file: Annotated[str | None, typer.Option(help="The cache: a SQLite file, or redis://HOST:PORT/DB (rediss:// for TLS) to share it among workers. [default: settings bench.cache_file, else <cache dir>/model-calls.sqlite]")] = None,
+    checkpointer: Annotated[Optional[str], typer.Option(help="Keep every attempt's checkpoints in Redis (redis://HOST:PORT/0) or a SQLite file, expiring after settings checkpoint_ttl_minutes. [default: memory, dropped when the attempt ends]")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed case lines instead of stopping.")] = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.md and report.html at the end.")] = True,
 ) -> None:
     """Run every case attempt of a dataset; running the same command again resumes where it stopped."""
     from clinicflow import bench_wiring, wiring
+    from graphs.checkpointers import is_redis_url
     from simulations.bench import RunOptions, run_benchmark, write_report
 
     settings = _settings({"max_turns": max_turns, "temperature": temperature, "seed": seed})
@@ -114,6 +116,10 @@ def run(
         max_connections=max_connections or settings.bench.max_connections,
         cache_path=(cache_file or settings.call_cache_file) if use_cache else None,
         force_new=force_new,
+        # A checkpointer set for consultations is shared only when it is Redis: a SQLite file meant for `consult`
+        # would otherwise fill up with every attempt of every run.
+        checkpointer=checkpointer or (settings.checkpointer if is_redis_url(settings.checkpointer or "") else None),
+        checkpoint_ttl_minutes=settings.checkpoint_ttl_minutes,
     )
     config = plan.config
     if any(d.name.startswith("nejm") for d in datasets):

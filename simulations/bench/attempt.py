@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.consultation import build_consultation_graph
@@ -50,6 +51,7 @@ class AttemptContext:
         role_models: Mapping[str, BaseChatModel],
         limits: EndpointLimits,
         cache: CallCache | None = None,
+        checkpointer: BaseCheckpointSaver | None = None,
     ) -> None:
         self.plan = plan
         self.run_id = run_id
@@ -63,8 +65,10 @@ class AttemptContext:
             for role, spec in config.models.items()
             if role in role_models
         }
-        # Attempts are redone whole after a crash, so checkpoints only need to live as long as their attempt.
-        self.checkpointer = InMemorySaver()
+        # Attempts are redone whole after a crash, so by default checkpoints live in memory only as long as their
+        # attempt; a shared store (Redis) keeps them, under its own expiry, for inspection from anywhere.
+        self.keep_checkpoints = checkpointer is not None
+        self.checkpointer = checkpointer if checkpointer is not None else InMemorySaver()
         self.graph = build_consultation_graph(checkpointer=self.checkpointer)
 
 
@@ -123,7 +127,8 @@ async def run_attempt(ctx: AttemptContext, attempt: Attempt) -> AttemptOutcome:
         )
         return AttemptOutcome(result, None, traceback.format_exc())
     finally:
-        await ctx.checkpointer.adelete_thread(thread_id)
+        if not ctx.keep_checkpoints:
+            await ctx.checkpointer.adelete_thread(thread_id)
     transcript.update(run_id=ctx.run_id, attempt=attempt.key, bias=attempt.bias, repeat=attempt.repeat, seed=seed)
     result = result_from_transcript(base, transcript, calls)
     result.wall_seconds = round(time.perf_counter() - started, 3)

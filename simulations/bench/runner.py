@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 
+from graphs.checkpointers import open_checkpointer
 from simulations.bench.attempt import AttemptContext, AttemptOutcome, run_attempt
 from simulations.bench.callcache import open_call_cache
 from simulations.bench.config import RunEnvironment
@@ -43,6 +45,10 @@ class RunOptions:
     # The model-call cache: a SQLite file path, or a redis:// (rediss://) URL shared by many workers; None: no cache.
     cache_path: str | Path | None = None
     force_new: bool = False  # start the run directory over (the old run is moved aside) if its config differs
+    # Where attempts checkpoint: None keeps each attempt's checkpoints in memory until it ends; a redis:// URL (or
+    # a SQLite path) keeps them, expiring after checkpoint_ttl_minutes (Redis) when given.
+    checkpointer: str | None = None
+    checkpoint_ttl_minutes: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "max_connections", "local_connections"):
@@ -113,11 +119,16 @@ async def run_benchmark(
                       correct=sum(bool(r.correct) for r in kept)))
         cache = open_call_cache(options.cache_path) if options.cache_path else None
         try:
-            context = AttemptContext(
-                plan, directory.run_id, role_models,
-                EndpointLimits(options.max_connections, options.local_connections), cache,
-            )
-            await _run_all(context, directory, todo, options.concurrency, summary, emit)
+            async with AsyncExitStack() as stack:
+                saver = None
+                if options.checkpointer:
+                    saver = await stack.enter_async_context(
+                        open_checkpointer(options.checkpointer, ttl_minutes=options.checkpoint_ttl_minutes))
+                context = AttemptContext(
+                    plan, directory.run_id, role_models,
+                    EndpointLimits(options.max_connections, options.local_connections), cache, saver,
+                )
+                await _run_all(context, directory, todo, options.concurrency, summary, emit)
         finally:
             if cache is not None:
                 cache.close()
