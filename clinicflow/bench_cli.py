@@ -91,6 +91,9 @@ def run(
     checkpointer: Annotated[Optional[str], typer.Option(help="Keep every attempt's checkpoints in Redis (redis://HOST:PORT/0) or a SQLite file, expiring after settings checkpoint_ttl_minutes. [default: memory, dropped when the attempt ends]")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed case lines instead of stopping.")] = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.md and report.html at the end.")] = True,
+    queue: Annotated[str | None, typer.Option(help="Distribute the run: enqueue one task per attempt on this Redis (redis://HOST:PORT/DB) for `clinicflow bench worker`s, and return.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="With --queue: wait, showing progress, and export the run directory when every attempt has a result.")] = False,
+    run_id: Annotated[str | None, typer.Option(help="With --queue: the run's id. [default: the run directory's name, so the same command re-enqueues only unfinished attempts]")] = None,
 ) -> None:
     """Run every case attempt of a dataset; running the same command again resumes where it stopped."""
     from clinicflow import bench_wiring, wiring
@@ -135,6 +138,11 @@ def run(
           f"{config.seed}, temperature {config.temperature}; cache {'on' if options.cache_path else 'off'}[/]",
         title="clinicflow bench run", expand=False,
     ))
+    if queue:
+        _enqueue(queue, plan, options, run_id or target.name, target, follow)
+        return
+    if follow:
+        fail("--follow goes with --queue", 2)
     models = bench_wiring.build_models(settings, specs)
     live = _Live()
 
@@ -204,3 +212,139 @@ def biases() -> None:
         console.print(f"doctor:{name}", markup=False)
     for name in patient_bias_names():
         console.print(f"patient:{name}", markup=False)
+
+
+# ---------------- distributed runs (Celery workers on one Redis) ----------------
+
+FOLLOW_POLL_S = 1.0
+
+
+def _enqueue(queue: str, plan: Any, options: Any, run_id: str, target: Path, follow: bool) -> None:
+    import sys
+
+    from simulations.bench.config import RunEnvironment
+    from simulations.bench.distributed import QueueError, RunRecord, enqueue
+    from simulations.bench.rediscache import redact_url
+
+    cache = str(options.cache_path) if options.cache_path else None
+    if cache and not cache.startswith(("redis://", "rediss://")):
+        err.print("[yellow]note:[/] a SQLite cache is not shared by workers; use --cache-file redis://... for that.")
+        cache = None
+    environment = RunEnvironment(max_connections=options.max_connections,
+                                 cache=redact_url(cache) if cache else None,
+                                 command=[redact_url(arg) for arg in sys.argv])
+    record = RunRecord(run_id=run_id, plan=plan, environment=environment, max_connections=options.max_connections,
+                       cache_url=cache)
+    try:
+        sent = enqueue(record, queue)
+    except QueueError as exc:
+        fail(str(exc))
+    shown = redact_url(queue)
+    console.print(f"[bold]Run id:[/] {escape(run_id)}: {len(sent)} attempt(s) enqueued of {len(plan.attempts())}")
+    if not follow:
+        console.print(f"Start workers:  clinicflow bench worker --queue {escape(shown)} --concurrency 8\n"
+                      f"Progress:       clinicflow bench status {escape(run_id)} --queue {escape(shown)}\n"
+                      f"Export:         clinicflow bench export {escape(run_id)} --queue {escape(shown)} "
+                      f"--run-dir {escape(str(target))}")
+        return
+    _follow(queue, run_id, target)
+
+
+def _follow(queue: str, run_id: str, target: Path) -> None:
+    import time
+
+    from simulations.bench import write_report
+    from simulations.bench.distributed import QueueError, RunStore, export_run
+
+    store = RunStore(queue)
+    live = _Live()
+    try:
+        with live.progress:
+            status = store.status(run_id)
+            live.task = live.progress.add_task("attempts", total=status.planned, completed=0, errors=0, accuracy="-")
+            while True:
+                status = store.status(run_id)
+                live.errors, live.judged, live.correct = status.failed, status.judged, status.correct
+                live.progress.update(live.task, completed=status.done, errors=status.failed,
+                                     accuracy=live._accuracy())
+                if status.done >= status.planned:
+                    break
+                time.sleep(FOLLOW_POLL_S)
+        summary = export_run(queue, run_id, target)
+    except QueueError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        err.print("[yellow]Stopped following; the workers go on. Export later with `clinicflow bench export`.[/]")
+        raise typer.Exit(130) from None
+    finally:
+        store.close()
+    console.print(f"Exported {summary.written} new result(s) to {escape(str(summary.run_dir))}")
+    files = write_report(summary.run_dir)
+    console.print(f"[bold]Report:[/] {files.markdown} and {files.html}")
+
+
+@bench_app.command("worker")
+def worker(
+    queue: Annotated[str, typer.Option(help="The queue's Redis: redis://HOST:PORT/DB.")],
+    concurrency: Annotated[int, typer.Option(min=1, help="Attempts this worker runs at once (one thread each).")] = 4,
+    visibility_timeout: Annotated[float, typer.Option(min=1, help="Seconds after which a task whose worker died is delivered again; must exceed the slowest attempt.")] = 3600.0,
+) -> None:
+    """Run attempts of distributed runs from the queue until stopped (Ctrl-C finishes the attempts in flight)."""
+    from clinicflow import bench_wiring
+    from simulations.bench.distributed import QueueError, run_worker
+
+    settings = _settings({})
+    try:
+        run_worker(queue, bench_wiring.worker_model_factory(settings), concurrency=concurrency,
+                   visibility_timeout=visibility_timeout)
+    except QueueError as exc:
+        fail(str(exc))
+
+
+@bench_app.command("status")
+def status(
+    run_id: Annotated[str, typer.Argument(help="The run id printed by `bench run --queue`.")],
+    queue: Annotated[str, typer.Option(help="The queue's Redis: redis://HOST:PORT/DB.")],
+) -> None:
+    """Done, running, queued and failed attempts of a distributed run, and each worker's throughput."""
+    from simulations.bench.distributed import QueueError, RunStore
+
+    store = RunStore(queue)
+    try:
+        store.ping()
+        state = store.status(run_id)
+    except QueueError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    table = Table(title=f"Run {state.run_id}")
+    for column in ("planned", "done", "running", "queued", "failed", "accuracy"):
+        table.add_column(column)
+    accuracy = f"{state.correct}/{state.judged} = {state.correct / state.judged:.1%}" if state.judged else "-"
+    table.add_row(str(state.planned), str(state.done), str(state.running), str(state.queued), str(state.failed),
+                  accuracy)
+    console.print(table)
+    workers = Table(title="Workers")
+    for column in ("worker", "finished", "attempts/min", "last finished"):
+        workers.add_column(column)
+    for item in state.workers:
+        workers.add_row(escape(item.worker), str(item.finished), f"{item.per_minute:.1f}", item.last)
+    console.print(workers)
+
+
+@bench_app.command("export")
+def export(
+    run_id: Annotated[str, typer.Argument(help="The run id printed by `bench run --queue`.")],
+    queue: Annotated[str, typer.Option(help="The queue's Redis: redis://HOST:PORT/DB.")],
+    run_dir: Annotated[Path, typer.Option(help="The run directory to write (or bring up to date).")],
+) -> None:
+    """Write a distributed run's results and transcripts to a run directory (for `bench report` and `compare`)."""
+    from simulations.bench import ConfigMismatchError, RunDirError
+    from simulations.bench.distributed import QueueError, export_run
+
+    try:
+        summary = export_run(queue, run_id, run_dir)
+    except (QueueError, RunDirError, ConfigMismatchError) as exc:
+        fail(str(exc))
+    console.print(f"Exported {summary.written} new result(s) to {escape(str(summary.run_dir))} "
+                  f"({summary.already} already there, {summary.missing} of {summary.planned} not finished yet).")

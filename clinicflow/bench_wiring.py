@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseChatModel
 
 from clinicflow import wiring
 from clinicflow.settings import Settings
-from simulations.bench import BenchPlan, Dataset, make_plan, parse_case_list, resolve_dataset, select_cases
+from simulations.bench import BenchPlan, Dataset, RunConfig, make_plan, parse_case_list, resolve_dataset, select_cases
 from simulations.protocols import AGENTCLINIC_MAX_NEW_TOKENS
 
 
@@ -75,3 +75,14 @@ def default_run_dir(settings: Settings, plan: BenchPlan) -> Path:
 def build_models(settings: Settings, specs: dict[str, str]) -> dict[str, BaseChatModel]:
     """One chat model per distinct spec, shared by every attempt (local weights load once, behind one lock)."""
     return wiring.build_role_models(settings, specs)
+
+
+def worker_model_factory(settings: Settings) -> Callable[[RunConfig], dict[str, BaseChatModel]]:
+    """For ``bench worker``: build a run's models from its stored config (specs, temperature, seed), with this
+    machine's settings for the rest (API key, timeouts, model cache)."""
+
+    def build(config: RunConfig) -> dict[str, BaseChatModel]:
+        local = settings.model_copy(update={"temperature": config.temperature, "seed": config.seed})
+        return wiring.build_role_models(local, dict(config.models))
+
+    return build

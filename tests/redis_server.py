@@ -83,8 +83,9 @@ def _ping(port: int, timeout: float = 1.0) -> bool:
 class RedisServer:
     """One server process. ``start()`` returns once it answers PING; ``stop()`` ends it (SIGTERM, then SIGKILL)."""
 
-    def __init__(self, *, startup_timeout: float = STARTUP_TIMEOUT_S) -> None:
+    def __init__(self, *, startup_timeout: float = STARTUP_TIMEOUT_S, appendonly: bool = False) -> None:
         self.startup_timeout = startup_timeout
+        self.appendonly = appendonly  # keep an append-only file, so data survives ``restart()``
         self._command_base = server_command_base()
         self._port: int | None = None
         self._workdir: Path | None = None
@@ -167,8 +168,10 @@ class RedisServer:
     # ---------------- internals ----------------
 
     def _spawn(self) -> None:
-        # No RDB snapshots or AOF: a test server's data is throwaway, and a restart must come back empty.
-        command = [*self._command_base, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
+        # No RDB snapshots or AOF: a test server's data is throwaway, and a restart must come back empty (unless
+        # ``appendonly`` asks for an append-only file, fsynced on every write, that a restart reloads).
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
+        command = [*self._command_base, "--port", str(self.port), "--bind", HOST, "--save", "", *persistence,
                    "--dir", str(self.workdir)]
         self._log = (self.workdir / _LOG_FILE).open("ab")
         self._process = subprocess.Popen(command, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=self._log,

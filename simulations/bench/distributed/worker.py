@@ -1,0 +1,157 @@
+"""The worker side of distributed runs: the task that runs one attempt, and ``run_worker`` that serves the queue.
+
+A worker process runs Celery's ``threads`` pool: ``concurrency`` threads, each taking one task at a time. Each
+thread keeps one asyncio event loop for its whole life and runs every attempt on it with ``run_attempt`` (the same
+code as the local runner). What asyncio objects hold (the endpoint semaphores, the compiled graph's checkpointer) is
+bound to a loop, so every thread has its own ``AttemptContext`` per run; the chat models themselves are built once
+per process and shared (the OpenAI backend keeps one HTTP client per event loop). Endpoint limits are therefore per
+thread, and a worker's calls to one server are bounded by its concurrency.
+
+The models come from an injected ``ModelFactory`` (the top layer builds them from the run's specs and its own
+settings), so this package never reads configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Mapping
+
+from celery import Celery
+from langchain_core.language_models import BaseChatModel
+
+from simulations.bench.attempt import AttemptContext, run_attempt
+from simulations.bench.callcache import CallCache, open_call_cache
+from simulations.bench.config import RunConfig
+from simulations.bench.distributed.app import DEFAULT_VISIBILITY_TIMEOUT_S, QUEUE_NAME, TASK_NAME, make_celery_app
+from simulations.bench.distributed.store import RunRecord, RunStore
+from simulations.bench.models import EndpointLimits
+from simulations.bench.plan import Attempt
+
+__all__ = ["ModelFactory", "WorkerRuntime", "register_task", "run_worker", "worker_name"]
+
+logger = logging.getLogger(__name__)
+ModelFactory = Callable[[RunConfig], Mapping[str, BaseChatModel]]
+
+
+def worker_name() -> str:
+    """``bench-<pid>@<host>``: unique per process, readable in ``bench status``."""
+    return f"bench-{os.getpid()}@{socket.gethostname()}"
+
+
+class WorkerRuntime:
+    """What one worker process keeps between tasks: run records, built models, caches and per-thread contexts."""
+
+    def __init__(self, queue_url: str, model_factory: ModelFactory, *, worker: str | None = None) -> None:
+        self.store = RunStore(queue_url)
+        self.model_factory = model_factory
+        self.worker = worker or worker_name()
+        self._lock = threading.Lock()
+        self._records: dict[str, RunRecord] = {}
+        self._attempts: dict[str, dict[str, Attempt]] = {}
+        self._models: dict[str, Mapping[str, BaseChatModel]] = {}
+        self._caches: dict[str, CallCache] = {}
+        self._local = threading.local()
+
+    def _record(self, run_id: str) -> RunRecord:
+        with self._lock:
+            record = self._records.get(run_id)
+            if record is None:
+                record = self._records[run_id] = self.store.load_record(run_id)
+                self._attempts[run_id] = {a.key: a for a in record.plan.attempts()}
+            return record
+
+    def _built_models(self, config: RunConfig) -> Mapping[str, BaseChatModel]:
+        identity = config.model_dump_json(include={"models", "temperature", "seed", "max_new_tokens"})
+        with self._lock:
+            if identity not in self._models:
+                self._models[identity] = self.model_factory(config)
+            return self._models[identity]
+
+    def _cache(self, url: str | None) -> CallCache | None:
+        if not url:
+            return None
+        with self._lock:
+            if url not in self._caches:
+                self._caches[url] = open_call_cache(url)
+            return self._caches[url]
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        loop = getattr(self._local, "loop", None)
+        if loop is None:
+            loop = self._local.loop = asyncio.new_event_loop()
+            self._local.contexts = {}
+        return loop
+
+    def _context(self, record: RunRecord) -> AttemptContext:
+        contexts: dict[str, AttemptContext] = self._local.contexts
+        context = contexts.get(record.run_id)
+        if context is None:
+            limits = EndpointLimits(record.max_connections, record.local_connections)
+            context = contexts[record.run_id] = AttemptContext(
+                record.plan, record.run_id, self._built_models(record.plan.config), limits,
+                self._cache(record.cache_url))
+        return context
+
+    def run(self, run_id: str, key: str) -> str:
+        """Run one attempt unless it already has an ok result; return what happened (for the worker's log)."""
+        record = self._record(run_id)
+        attempt = self._attempts[run_id].get(key)
+        if attempt is None:
+            return f"{key}: not an attempt of run {run_id}; dropped"
+        if self.store.is_finished_ok(run_id, key):
+            return f"{key}: already finished; skipped"
+        self.store.mark_running(run_id, key, self.worker)
+        loop = self._loop()
+        context = self._context(record)
+        outcome = loop.run_until_complete(run_attempt(context, attempt))
+        stored = self.store.store_outcome(run_id, outcome.result, outcome.transcript, outcome.traceback, self.worker)
+        return f"{key}: {outcome.result.status}{'' if stored else ' (already finished elsewhere; not stored)'}"
+
+    def close(self) -> None:
+        for cache in self._caches.values():
+            cache.close()
+        self.store.close()
+
+
+def register_task(app: Celery, runtime: WorkerRuntime) -> None:
+    """Register the attempt task on ``app``, running on ``runtime``."""
+
+    @app.task(name=TASK_NAME, bind=False)
+    def run_attempt_task(run_id: str, key: str) -> str:
+        message = runtime.run(run_id, key)
+        logger.info("%s", message)
+        return message
+
+    del run_attempt_task
+
+
+def run_worker(
+    queue_url: str,
+    model_factory: ModelFactory,
+    *,
+    concurrency: int = 4,
+    visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT_S,
+    loglevel: str = "INFO",
+) -> None:
+    """Serve the queue until stopped (Ctrl-C or SIGTERM finish the tasks in flight; SIGKILL loses nothing either,
+    the tasks are delivered again). A queue URL pointing at nothing raises ``QueueError`` within seconds."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    name = worker_name()
+    runtime = WorkerRuntime(queue_url, model_factory, worker=name)
+    runtime.store.ping()
+    app = make_celery_app(queue_url, visibility_timeout=visibility_timeout)
+    register_task(app, runtime)
+    try:
+        app.worker_main([
+            "worker", "--pool", "threads", "--concurrency", str(concurrency), "--hostname", name,
+            "--queues", QUEUE_NAME, "--loglevel", loglevel, "--without-gossip", "--without-mingle",
+            "--without-heartbeat",
+        ])
+    finally:
+        runtime.close()
+        app.close()
