@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 DEMO_CASE ?= demo:chest-pain
 DEMO_TURNS ?= 8
 
-.PHONY: demo test install install-test clean bench bench-fhir bench-throughput serve-fhir
+.PHONY: demo test install install-test clean bench bench-fhir bench-throughput bench-distributed serve-fhir
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench-fhir: $(STAMP)
 # The benchmark runner against a sequential upstream-shaped loop, every role on a 100 ms test model server.
 bench-throughput: $(STAMP)
 	$(PY) benchmarks/throughput.py
+
+bench-distributed: $(TEST_STAMP)
+	$(PY) benchmarks/distributed.py
 
 # A local FHIR server with the demo patients, until Ctrl-C.
 serve-fhir: $(STAMP)
