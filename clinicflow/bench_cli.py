@@ -286,7 +286,7 @@ def _follow(queue: str, run_id: str, target: Path) -> None:
 @bench_app.command("worker")
 def worker(
     queue: Annotated[str, typer.Option(help="The queue's Redis: redis://HOST:PORT/DB.")],
-    concurrency: Annotated[int, typer.Option(min=1, help="Attempts this worker runs at once (one thread each).")] = 4,
+    concurrency: Annotated[int, typer.Option(min=1, help="Attempts this worker runs at once (all on one event loop, as the local runner).")] = 4,
     visibility_timeout: Annotated[float, typer.Option(min=1, help="Seconds after which a task whose worker died is delivered again; must exceed the slowest attempt.")] = 3600.0,
 ) -> None:
     """Run attempts of distributed runs from the queue until stopped (Ctrl-C finishes the attempts in flight)."""
