@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import platform
 import shutil
 import signal
@@ -53,7 +52,7 @@ from pathlib import Path
 
 import redis
 from model_server import serve_model_server
-from throughput import DEFAULT_CASES_FILE, ROLES, Selection, role_models, select_cases
+from throughput import DEFAULT_CASES_FILE, ROLES, Selection, cores_and_load, role_models, select_cases
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # tests/redis_server.py lives in the test package
@@ -249,9 +248,7 @@ def print_targets(local: Measured, distributed: list[Measured]) -> None:
 
 
 def machine_notes(delay_ms: float) -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    return (f"machine: {cores} CPU cores{load}, Python {platform.python_version()}; the model server, the Redis "
+    return (f"machine: {cores_and_load()}, Python {platform.python_version()}; the model server, the Redis "
             f"server, the workers and this process share these cores; every answer after {delay_ms:g} ms")
 
 

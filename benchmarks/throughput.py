@@ -305,10 +305,15 @@ def print_tokens(loop: LoopRun, loop_stats: dict[str, object], token_runs: list[
               f"{'confirmed by the reusable-prefix share' if holds else 'NOT confirmed by the reusable-prefix share'}")
 
 
-def machine_notes(delay_ms: float) -> str:
+def cores_and_load() -> str:
+    """``2 CPU cores, load average 0.3``: what the figures were measured on (the benchmarks share this line)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    return (f"machine: {cores} CPU cores{load}, Python {platform.python_version()}, httpx {httpx.__version__}; the "
+    return f"{cores} CPU cores{load}"
+
+
+def machine_notes(delay_ms: float) -> str:
+    return (f"machine: {cores_and_load()}, Python {platform.python_version()}, httpx {httpx.__version__}; the "
             f"model server runs in its own process on the same cores, every answer after {delay_ms:g} ms")
 
 
