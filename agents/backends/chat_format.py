@@ -24,6 +24,7 @@ __all__ = [
     "fold_system",
     "format_prompt",
     "merge_consecutive",
+    "message_role",
     "message_text",
     "to_role_messages",
 ]
@@ -53,14 +54,18 @@ def message_text(message: BaseMessage) -> str:
     return "\n".join(parts)
 
 
+def message_role(message: BaseMessage) -> str:
+    """The chat-template role of a LangChain message: system, user or assistant (tool output counts as user)."""
+    role = getattr(message, "role", None) if message.type == "chat" else _ROLE_BY_TYPE.get(message.type)
+    role = _ROLE_ALIASES.get(str(role), role) if role else "user"
+    return role if role in {"system", "user", "assistant"} else "user"
+
+
 def to_role_messages(messages: Sequence[BaseMessage]) -> list[RoleMessage]:
     """Map LangChain messages to ``{"role", "content"}`` dicts with roles system/user/assistant."""
     out: list[RoleMessage] = []
     for message in messages:
-        role = getattr(message, "role", None) if message.type == "chat" else _ROLE_BY_TYPE.get(message.type)
-        role = _ROLE_ALIASES.get(str(role), role) if role else "user"
-        if role not in {"system", "user", "assistant"}:
-            role = "user"
+        role = message_role(message)
         text = message_text(message)
         if message.type == "tool":
             # MedGemma has no tool role; tool output goes back as a user turn the model can read.
@@ -113,7 +118,8 @@ class TemplateQuirks:
 def _renders(tokenizer: Any, messages: list[RoleMessage]) -> bool:
     try:
         tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    except Exception:  # jinja2 TemplateError from raise_exception, or a template that chokes on the shape
+    # jinja2's TemplateError from raise_exception, or any error of a template that chokes on the shape.
+    except Exception:  # noqa: BLE001
         return False
     return True
 

@@ -13,12 +13,15 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
 from .embedded import default_cache_dir, embedded_checkpoint_path, find_embedded_gguf, is_converted
-from .errors import BackendError
+from .errors import BackendError, ModelSpecError
 from .openai_chat import OpenAICompatChatModel
 from .spec import ModelSpec, parse_spec
 from .transformers_chat import TransformersChatModel
+from .transformers_vision import TransformersImageChatModel
 
-__all__ = ["build_chat_model", "describe_spec"]
+__all__ = ["IMAGE_MODEL_SPEC", "build_chat_model", "build_image_model", "describe_spec"]
+
+IMAGE_MODEL_SPEC = "hf:google/medgemma-4b-it"
 
 
 def _as_spec(spec: str | ModelSpec) -> ModelSpec:
@@ -58,6 +61,41 @@ def build_chat_model(
     return TransformersChatModel(
         spec=parsed, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, cache_dir=cache_dir
     )
+
+
+def build_image_model(
+    spec: str | ModelSpec,
+    *,
+    temperature: float = 0.0,
+    max_new_tokens: int = 512,
+    timeout_s: float = 120.0,
+    max_retries: int = 3,
+    api_key: str | None = None,
+    seed: int | None = None,
+) -> BaseChatModel:
+    """Build a chat model that can read images (the ``imaging`` role).
+
+    ``hf:`` loads an image-text model locally (`TransformersImageChatModel`); ``openai:`` is the same client as
+    for text, since OpenAI-compatible servers take images as ``image_url`` parts; ``embedded`` is refused because
+    the packaged SmolLM2 cannot see.
+    """
+    parsed = _as_spec(spec)
+    if parsed.kind == "embedded":
+        raise ModelSpecError(
+            f"spec {parsed.raw!r} cannot read images: the embedded model (SmolLM2-135M) is text-only; "
+            f"use an image-text model such as {IMAGE_MODEL_SPEC} or openai:<model>@<url> of a server serving one"
+        )
+    if parsed.kind == "openai":
+        return build_chat_model(
+            parsed,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            api_key=api_key,
+            seed=seed,
+        )
+    return TransformersImageChatModel(spec=parsed, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
 
 
 def describe_spec(spec: str | ModelSpec, cache_dir: Path | None = None) -> dict[str, str]:

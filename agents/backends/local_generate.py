@@ -1,12 +1,17 @@
 """One generation on a shared local model: tokenize, generate under the model's lock, decode, clean up.
 
-Imports torch and transformers at module level, so only the transformers backend imports it, lazily.
+`generate_encoded` is the one generation path: it takes inputs that are already encoded (by the tokenizer for a
+text prompt, by the processor for a prompt with images), so the text and image-text models share the same
+stopping rules, thinking split and special-token clean-up. `generate_local` is the text model's front door.
+Imports torch and transformers at module level, so only the transformers backends import it, lazily.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -16,7 +21,7 @@ from .registry import LoadedModel
 from .repetition import RepeatedTail, find_repeated_tail
 from .thinking import split_thinking
 
-__all__ = ["JsonObjectStop", "LocalGeneration", "RepetitionStop", "generate_local"]
+__all__ = ["JsonObjectStop", "LocalGeneration", "RepetitionStop", "generate_encoded", "generate_local"]
 
 FinishReason = str  # "stop" | "length" | "repetition"
 
@@ -97,6 +102,22 @@ def _cut_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:
     return text[: min(positions)], True
 
 
+def _to_model(loaded: LoadedModel, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    # Pixel values come out of the processor as float32. SigLIP-based towers (Gemma 3) cast them themselves, but
+    # not every vision tower does, and a bf16 copy is half the bytes to move: floating tensors follow the model's
+    # dtype. Ids and masks only move device.
+    dtype = getattr(torch, loaded.dtype, None)
+    moved: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if not isinstance(value, torch.Tensor):
+            moved[name] = value
+        elif value.is_floating_point() and isinstance(dtype, torch.dtype):
+            moved[name] = value.to(loaded.device, dtype=dtype)
+        else:
+            moved[name] = value.to(loaded.device)
+    return moved
+
+
 def generate_local(
     loaded: LoadedModel,
     prompt: str,
@@ -108,12 +129,37 @@ def generate_local(
     json_reply: bool = False,
 ) -> LocalGeneration:
     """Generate a reply to an already-rendered prompt; safe to call from several threads at once."""
-    tokenizer = loaded.tokenizer
     # The rendered template already holds BOS where the model wants it.
-    encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-    input_ids = encoded["input_ids"].to(loaded.device)
-    attention_mask = encoded["attention_mask"].to(loaded.device)
-    prompt_length = int(input_ids.shape[1])
+    encoded = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    return generate_encoded(
+        loaded,
+        inputs,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        stop=stop,
+        json_reply=json_reply,
+    )
+
+
+def generate_encoded(
+    loaded: LoadedModel,
+    inputs: Mapping[str, Any],
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    stop: list[str] | None = None,
+    json_reply: bool = False,
+) -> LocalGeneration:
+    """Generate from encoded model inputs (``input_ids`` plus whatever else the model takes, e.g. pixel values).
+
+    Holds the model's lock while generating; safe to call from several threads at once.
+    """
+    tokenizer = loaded.tokenizer
+    model_inputs = _to_model(loaded, inputs)
+    prompt_length = int(model_inputs["input_ids"].shape[1])
     repetition = RepetitionStop(prompt_length)
     criteria: list[StoppingCriteria] = [repetition]
     if json_reply:
@@ -129,8 +175,7 @@ def generate_local(
             torch.manual_seed(seed)
         with torch.inference_mode():
             output = loaded.model.generate(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
+                **model_inputs,
                 generation_config=config,
                 stopping_criteria=StoppingCriteriaList(criteria),
                 **extra,

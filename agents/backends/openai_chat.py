@@ -273,7 +273,15 @@ class OpenAICompatChatModel(BaseChatModel):
 
     @staticmethod
     def _prompt_chars(body: Mapping[str, Any]) -> int:
-        return sum(len(str(m.get("content", ""))) for m in body["messages"])
+        # Only text counts: an inline image's base64 would inflate the estimate a thousandfold.
+        total = 0
+        for message in body["messages"]:
+            content = message.get("content", "")
+            if isinstance(content, str):
+                total += len(content)
+            else:
+                total += sum(len(str(p.get("text", ""))) for p in content if p.get("type") == "text")
+        return total
 
     def _generate(
         self,

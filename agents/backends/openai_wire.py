@@ -54,7 +54,13 @@ def _openai_block(block: Any, role: str) -> dict[str, Any]:
     if kind == "text":
         return {"type": "text", "text": str(block.get("text", ""))}
     if kind == "image_url":
-        return {"type": "image_url", "image_url": block["image_url"]}
+        inner = block.get("image_url")
+        # Older LangChain callers put the URL string straight in; the wire format wants {"url": ...}.
+        if isinstance(inner, str) and inner:
+            return {"type": "image_url", "image_url": {"url": inner}}
+        if isinstance(inner, dict) and inner.get("url"):
+            return {"type": "image_url", "image_url": dict(inner)}
+        raise UnsupportedInputError(f"a {role} message holds an image_url block without image_url.url")
     if kind == "image":
         # LangChain's standard image block: by url, or inline base64 with a mime type.
         if block.get("url"):

@@ -1,8 +1,11 @@
 """Process-wide registry of loaded local models, so roles that share a spec share one copy of the weights.
 
-Keyed by (path, device, dtype, quant). Each entry carries one `threading.Lock` that every generate call on it
-holds: transformers models are not safe to run from two threads at once (shared KV-cache objects, global RNG
-for seeded sampling), and on a small machine running two generations in parallel is not faster anyway.
+Keyed by (path, device, dtype, quant, task). The task ("text" or "image-text") is part of the key because the
+same checkpoint folder loads as a different class with a different preprocessor for each (MedGemma 4B can be read
+as a causal LM or as an image-text model), and the two must not be handed out for each other. Each entry carries
+one `threading.Lock` that every generate call on it holds: transformers models are not safe to run from two
+threads at once (shared KV-cache objects, global RNG for seeded sampling), and on a small machine running two
+generations in parallel is not faster anyway.
 """
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .chat_format import TemplateQuirks, detect_quirks
 from .devices import detect_accelerators, resolve_device, resolve_dtype
 from .errors import BackendError, ModelLoadError
 from .thinking import THINKING_CLOSE, THINKING_OPEN
 
-__all__ = ["LoadedModel", "clear_registry", "get_or_load", "loaded_keys"]
+__all__ = ["LoadedModel", "RegistryKey", "Task", "clear_registry", "get_or_load", "loaded_keys"]
 
-RegistryKey = tuple[str, str, str, str | None]
+Task = Literal["text", "image-text"]
+RegistryKey = tuple[str, str, str, str | None, Task]
 
 # Turn markers that some tokenizers do not flag as special but that must never reach the answer text.
 _TURN_MARKERS = ("<end_of_turn>", "<start_of_turn>", "<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|eot_id|>")
@@ -29,7 +33,11 @@ _TURN_MARKERS = ("<end_of_turn>", "<start_of_turn>", "<|im_end|>", "<|im_start|>
 
 @dataclass
 class LoadedModel:
-    """A model and tokenizer in memory, with what generation needs to know about them."""
+    """A model and tokenizer in memory, with what generation needs to know about them.
+
+    Image-text entries also hold the ``processor`` (``tokenizer`` is then the processor's own tokenizer) and
+    ``image_token_id``, the placeholder id the model scatters image features into.
+    """
 
     key: RegistryKey
     model: Any
@@ -42,6 +50,8 @@ class LoadedModel:
     special_pattern: re.Pattern[str] | None
     load_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
+    processor: Any = None
+    image_token_id: int | None = None
 
 
 _registry: dict[RegistryKey, LoadedModel] = {}
@@ -82,11 +92,28 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted(ids)
 
 
+def _image_token_id(config: Any, processor: Any) -> int | None:
+    # The model's own config names the id it replaces with image features: the truest count of image tokens.
+    for holder in (config, getattr(config, "text_config", None)):
+        for name in ("image_token_id", "image_token_index"):
+            value = getattr(holder, name, None)
+            if isinstance(value, int):
+                return value
+    ids = getattr(processor, "image_token_ids", None)
+    return int(ids[0]) if ids else None
+
+
 def _load(key: RegistryKey, requested_dtype: str, spec_raw: str) -> LoadedModel:
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForImageTextToText,
+        AutoProcessor,
+        AutoTokenizer,
+    )
 
-    path, device, dtype, quant = key
+    path, device, dtype, quant, task = key
     started = time.perf_counter()
     config = AutoConfig.from_pretrained(path)
     model_type = str(getattr(config, "model_type", "") or "")
@@ -105,11 +132,13 @@ def _load(key: RegistryKey, requested_dtype: str, spec_raw: str) -> LoadedModel:
             else BitsAndBytesConfig(load_in_8bit=True)
         )
         kwargs["device_map"] = device
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    model_class = AutoModelForImageTextToText if task == "image-text" else AutoModelForCausalLM
+    model = model_class.from_pretrained(path, **kwargs)
     if quant is None:
         model = model.to(device)
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    processor = AutoProcessor.from_pretrained(path) if task == "image-text" else None
+    tokenizer = processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(path)
     specials = _special_strings(tokenizer)
     return LoadedModel(
         key=key,
@@ -122,18 +151,25 @@ def _load(key: RegistryKey, requested_dtype: str, spec_raw: str) -> LoadedModel:
         eos_token_ids=_eos_ids(model, tokenizer),
         special_pattern=re.compile("|".join(re.escape(s) for s in specials)) if specials else None,
         load_seconds=time.perf_counter() - started,
+        processor=processor,
+        image_token_id=_image_token_id(config, processor) if processor is not None else None,
     )
 
 
-def get_or_load(path: str, *, device: str, dtype: str, quant: str | None, spec_raw: str) -> LoadedModel:
-    """Return the shared model for these settings, loading it on first use (one loader per key at a time)."""
+def get_or_load(
+    path: str, *, device: str, dtype: str, quant: str | None, spec_raw: str, task: Task = "text"
+) -> LoadedModel:
+    """Return the shared model for these settings, loading it on first use (one loader per key at a time).
+
+    ``task="image-text"`` loads ``AutoModelForImageTextToText`` with its ``AutoProcessor`` instead of a causal LM.
+    """
     acc = detect_accelerators()
     try:
         concrete_device = resolve_device(device, acc)
         concrete_dtype = resolve_dtype(dtype, concrete_device, acc)
     except BackendError as exc:
         raise type(exc)(f"spec {spec_raw!r}: {exc}") from exc
-    key: RegistryKey = (_normalise_path(path), concrete_device, concrete_dtype, quant)
+    key: RegistryKey = (_normalise_path(path), concrete_device, concrete_dtype, quant, task)
     with _registry_guard:
         if key in _registry:
             return _registry[key]

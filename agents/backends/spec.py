@@ -126,7 +126,7 @@ def parse_spec(spec: str) -> ModelSpec:
 
     if head == "hf" and sep:
         # The query starts at the last "?" so a local path may not contain one; hub ids never do.
-        model, qsep, query = rest.rpartition("?") if "?" in rest else (rest, "", "")
+        model, _, query = rest.rpartition("?") if "?" in rest else (rest, "", "")
         model = model.strip()
         if not model:
             raise _fail(spec, "missing hub id or local path after 'hf:'")

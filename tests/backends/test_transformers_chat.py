@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from agents.backends.json_stop import json_object_end
 from agents.backends import ModelLoadError, ModelSpecError, build_chat_model
+from agents.backends.json_stop import json_object_end
 from agents.backends.transformers_chat import TransformersChatModel
 
 from .conftest import BENCH
