@@ -1,8 +1,9 @@
-"""The consultation graph: intake -> doctor decides -> environment or record answers -> ... -> finalize.
+"""The consultation graph: intake -> doctor decides -> environment, record or image answers -> ... -> finalize.
 
 ```
 intake -> doctor --ask/test--> environment -> doctor ... --diagnose--> finalize -> END
                  --record----> record ------> doctor
+                 --image-----> image -------> doctor
 ```
 The doctor node asks one structured decision per turn; the last turn of the budget always ends in a diagnosis, so
 a consultation cannot run out of turns without one. The recursion limit is derived from the turn budget.
@@ -14,11 +15,18 @@ runs hundreds of consultations through it (compiling costs about 10 ms; a model 
 With a ``RecordLookup`` (a patient with a health record), intake loads the record summary into the doctor's
 context and the doctor may look things up (``record``); lookups answer with citations, and a failing record is
 reported to the doctor as text, never a crash.
+
+With an ``ImageLookup`` (images of the patient), intake keeps the images' references in state (never their bytes)
+and records each image that could not be had as a finding. The input's ``image_setting`` decides when they are
+read: ``start`` reads every image at intake and opens the doctor's context with the reads; ``request`` (the
+default) lists the images and lets the doctor choose ``image``, which the ``image`` node answers with a read for
+what the doctor asked to look for. Either way the doctor sees the reads through ``agents.doctor.ImageBrief``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -27,9 +35,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 
-from agents.doctor import DoctorTurn, Exchange
+from agents.doctor import DoctorTurn, Exchange, ImageBrief
 from agents.doctor.fallbacks import PriorDifferential
 from graphs.environment import Environment
+from graphs.image_lookup import NO_IMAGE, ImageLookup, ImageReply
 from graphs.record_lookup import RecordLookup
 from graphs.state import (
     ConsultationInput,
@@ -37,10 +46,14 @@ from graphs.state import (
     ConsultationState,
     DialogueEntry,
     DifferentialItem,
+    Finding,
+    ImageReadEntry,
 )
+from tools.images import ImageRef
 
-# Steps per turn: the doctor node and the environment node. A whole budget takes 2 * max_turns + 2 (intake and
-# finalize, less the last turn's environment step, plus the step LangGraph counts on entry); 2 more are spare.
+# Steps per turn: the doctor node and the node that answers it (environment, record or image). A whole budget takes
+# 2 * max_turns + 2 (intake and finalize, less the last turn's answering step, plus the step LangGraph counts on
+# entry); 2 more are spare.
 _STEPS_PER_TURN = 2
 _FIXED_STEPS = 4
 
@@ -60,16 +73,18 @@ class DoctorRole(Protocol):
         *,
         prior_differential: PriorDifferential | None = None,
         record: str | None = None,
+        images: ImageBrief | None = None,
     ) -> DoctorTurn: ...
 
 
 @dataclass(frozen=True)
 class ConsultationParts:
-    """The doctor and environment of one consultation, and the patient's record when there is one."""
+    """The doctor and environment of one consultation, and the patient's record and images when there are any."""
 
     doctor: DoctorRole
     environment: Environment
     record: RecordLookup | None = None
+    images: ImageLookup | None = None
 
 
 def recursion_limit_for(max_turns: int) -> int:
@@ -90,7 +105,7 @@ def exchanges_from(dialogue: Sequence[DialogueEntry]) -> list[Exchange]:
     return exchanges
 
 
-def route_after_doctor(state: ConsultationState) -> Literal["environment", "record", "finalize"]:
+def route_after_doctor(state: ConsultationState) -> Literal["environment", "record", "image", "finalize"]:
     """Where the doctor's decision goes next; a state with neither a diagnosis nor an action is a bug."""
     if state.get("final_diagnosis") is not None:
         return "finalize"
@@ -99,7 +114,53 @@ def route_after_doctor(state: ConsultationState) -> Literal["environment", "reco
         return "environment"
     if pending is not None and pending["action"] == "record":
         return "record"
+    if pending is not None and pending["action"] == "image":
+        return "image"
     raise RuntimeError(f"doctor node left no action and no diagnosis at turn {state.get('turn')}")
+
+
+def image_brief(state: ConsultationState, images: ImageLookup | None) -> ImageBrief | None:
+    """What the doctor is told about the patient's images, built from state that intake alone writes, so it is the
+    same on every turn and the doctor's prompt prefix never changes. None without an image lookup."""
+    if images is None:
+        return None
+    intake_reads = [f["text"] for f in state.get("findings") or []
+                    if f["turn"] == 0 and f["source"].startswith("image:")]
+    return ImageBrief(
+        available=images.describe(),
+        intake_read="\n\n".join(intake_reads) or None,
+        can_request=(state.get("image_setting") or "request") == "request" and bool(state.get("images")),
+    )
+
+
+def named_image(text: str, refs: Sequence[ImageRef]) -> str | None:
+    """The first image whose id the doctor's text names ("look at image-2"), or None for the default (the first)."""
+    for ref in refs:
+        if re.search(rf"(?<![\w-]){re.escape(ref['id'])}(?![\w-])", text, re.IGNORECASE):
+            return ref["id"]
+    return None
+
+
+async def _read_image(
+    images: ImageLookup, image_id: str | None, question: str | None, differential: Sequence[str]
+) -> ImageReply:
+    try:
+        return await images.read(image_id, question, differential=differential)
+    except Exception as exc:  # noqa: BLE001 - lookups report failures as replies; one that raises is treated alike
+        logger.warning("image read failed: %s", exc)
+        return ImageReply(text=f"The image read failed: {exc}", image_id=image_id, status="failed")
+
+
+def _image_finding(turn: int, reply: ImageReply) -> Finding:
+    source = f"image:{reply.image_id}" if reply.image_id else "image"
+    return {"turn": turn, "source": source, "refs": list(reply.sources), "text": reply.text}
+
+
+def _read_entry(turn: int, reply: ImageReply, question: str | None) -> ImageReadEntry:
+    return {"turn": turn, "image_id": reply.image_id, "status": reply.status, "sources": list(reply.sources),
+            "question": question, "model": reply.model, "input_tokens": reply.input_tokens,
+            "output_tokens": reply.output_tokens, "seconds": reply.seconds, "calls": reply.calls,
+            "degraded": reply.degraded}
 
 
 def build_consultation_graph(
@@ -107,14 +168,16 @@ def build_consultation_graph(
     environment: Environment | None = None,
     *,
     record: RecordLookup | None = None,
+    images: ImageLookup | None = None,
     checkpointer: Checkpointer = None,
 ) -> Any:
     """Compile the consultation graph (nothing is built at import time).
 
     Bind a doctor and an environment here, or leave them out and pass ``context=ConsultationParts(...)`` to each
     run; a run's context wins. ``record`` is the patient's health record when the case names one; without it the
-    doctor has no chart."""
-    bound = ConsultationParts(doctor, environment, record) if doctor is not None and environment is not None else None
+    doctor has no chart. ``images`` are the patient's images; without them the doctor has none."""
+    bound = (ConsultationParts(doctor, environment, record, images)
+             if doctor is not None and environment is not None else None)
 
     def parts_of(runtime: Runtime[ConsultationParts]) -> ConsultationParts:
         parts = runtime.context or bound
@@ -124,25 +187,45 @@ def build_consultation_graph(
         return parts
 
     async def intake(state: ConsultationState, runtime: Runtime[ConsultationParts]) -> dict[str, Any]:
-        record = parts_of(runtime).record
+        parts = parts_of(runtime)
         update: dict[str, Any] = {
             "turn": 0, "pending": None, "final_diagnosis": None, "ended_by": None, "record_summary": None,
         }
-        if record is None:
-            return update
+        findings: list[Finding] = []
+        if parts.record is not None:
+            findings += await record_intake(parts.record, update)
+        if parts.images is not None:
+            findings += await image_intake(parts.images, state.get("image_setting") or "request", update)
+        if findings:
+            update["findings"] = findings
+        return update
+
+    async def record_intake(record: RecordLookup, update: dict[str, Any]) -> list[Finding]:
         try:
             summary = await record.summary()
         except Exception as exc:  # noqa: BLE001 - an unreachable record must not end the consultation; recorded
             logger.warning("health record %s unavailable: %s", record.patient, exc)
-            update["findings"] = [{"turn": 0, "source": "record", "refs": [],
-                                   "text": f"Health record {record.patient} unavailable: {exc}"}]
-            return update
+            return [{"turn": 0, "source": "record", "refs": [],
+                     "text": f"Health record {record.patient} unavailable: {exc}"}]
         update["record_summary"] = summary.text
         # The summary's text lives once, in record_summary; the finding records what was read and from where.
-        update["findings"] = [{"turn": 0, "source": "record", "refs": list(summary.sources),
-                               "text": f"Record summary of {summary.patient} read at intake "
-                                       f"({len(summary.sources)} sources, as of {summary.as_of or 'unknown'})"}]
-        return update
+        return [{"turn": 0, "source": "record", "refs": list(summary.sources),
+                 "text": f"Record summary of {summary.patient} read at intake "
+                         f"({len(summary.sources)} sources, as of {summary.as_of or 'unknown'})"}]
+
+    async def image_intake(images: ImageLookup, setting: str, update: dict[str, Any]) -> list[Finding]:
+        if setting not in ("start", "request"):
+            raise ValueError(f"image_setting must be 'start' or 'request', not {setting!r}")
+        refs = images.images()
+        update["images"] = [ImageRef(**ref) for ref in refs]
+        findings: list[Finding] = [{"turn": 0, "source": "image", "refs": [], "text": f"Image unavailable: {reason}"}
+                                   for reason in images.missing()]
+        if setting == "start":
+            # Read now, one image at a time (one image model); the texts reach the doctor through ImageBrief.
+            replies = [await _read_image(images, ref["id"], None, ()) for ref in refs]
+            findings += [_image_finding(0, reply) for reply in replies]
+            update["image_reads"] = [_read_entry(0, reply, None) for reply in replies]
+        return findings
 
     async def decide(state: ConsultationState, runtime: Runtime[ConsultationParts]) -> dict[str, Any]:
         doctor = parts_of(runtime).doctor
@@ -155,6 +238,7 @@ def build_consultation_graph(
             state["max_turns"],
             prior_differential=differentials[-1]["items"] if differentials else None,
             record=state.get("record_summary"),
+            images=image_brief(state, parts_of(runtime).images),
         )
         decision = outcome.decision
         entry: DialogueEntry = {
@@ -237,6 +321,32 @@ def build_consultation_graph(
             "findings": [{"turn": turn, "source": "record", "refs": refs, "text": entry["text"]}],
         }
 
+    async def look_at_image(state: ConsultationState, runtime: Runtime[ConsultationParts]) -> dict[str, Any]:
+        images = parts_of(runtime).images
+        pending = state["pending"]
+        if pending is None:
+            raise RuntimeError("image node reached with no pending image request")
+        turn = state["turn"]
+        question = pending["text"]
+        if images is None:
+            reply = ImageReply(text=NO_IMAGE, image_id=None, status="unavailable")
+        else:
+            differentials = state.get("differentials") or []
+            diagnoses = [item["diagnosis"] for item in differentials[-1]["items"]] if differentials else []
+            image_id = named_image(question, state.get("images") or [])
+            reply = await _read_image(images, image_id, question, diagnoses)
+        entry: DialogueEntry = {
+            "turn": turn, "role": "imaging", "text": reply.text, "action": None, "model": reply.model,
+            "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens, "seconds": reply.seconds,
+            "calls": reply.calls, "degraded": reply.degraded,
+        }
+        return {
+            "pending": None,
+            "dialogue": [entry],
+            "findings": [_image_finding(turn, reply)],
+            "image_reads": [_read_entry(turn, reply, question)],
+        }
+
     async def finalize(state: ConsultationState) -> dict[str, Any]:
         # The doctor node always sets a diagnosis before routing here; this guards hand-edited checkpoints.
         if not state.get("final_diagnosis"):
@@ -253,12 +363,14 @@ def build_consultation_graph(
     builder.add_node("doctor", decide)
     builder.add_node("environment", answer)
     builder.add_node("record", look_up)
+    builder.add_node("image", look_at_image)
     builder.add_node("finalize", finalize)
     builder.add_edge(START, "intake")
     builder.add_edge("intake", "doctor")
-    builder.add_conditional_edges("doctor", route_after_doctor, ["environment", "record", "finalize"])
+    builder.add_conditional_edges("doctor", route_after_doctor, ["environment", "record", "image", "finalize"])
     builder.add_edge("environment", "doctor")
     builder.add_edge("record", "doctor")
+    builder.add_edge("image", "doctor")
     builder.add_edge("finalize", END)
     return builder.compile(checkpointer=checkpointer, name="consultation")
 

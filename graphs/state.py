@@ -10,8 +10,13 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
-Action = Literal["ask", "test", "record", "diagnose"]
-Speaker = Literal["doctor", "patient", "measurement", "clinician", "record"]
+from tools.images import ImageRef
+
+Action = Literal["ask", "test", "record", "image", "diagnose"]
+Speaker = Literal["doctor", "patient", "measurement", "clinician", "record", "imaging"]
+# When the patient's images are read: all at intake ("start"), or when the doctor asks ("request").
+ImageSetting = Literal["start", "request"]
+ImageStatus = Literal["read", "unavailable", "no_reader", "failed"]
 
 
 class DialogueEntry(TypedDict):
@@ -35,7 +40,9 @@ class DialogueEntry(TypedDict):
 
 class Finding(TypedDict):
     """A fact the doctor learned, tagged with where it came from (``patient``, ``test:<name>``, ``clinician``,
-    ``record``); record findings list the FHIR resources behind them (``Type/id/_history/v``) in ``refs``."""
+    ``record``, ``image:<id>``, or ``image`` for an image that could not be had); record findings list the FHIR
+    resources behind them (``Type/id/_history/v``) in ``refs``, image reads the image read
+    (``image:<id>@sha256:<digest>``)."""
 
     turn: int
     source: str
@@ -59,6 +66,22 @@ class TestOrder(TypedDict):
     available: bool
 
 
+class ImageReadEntry(TypedDict):
+    """One image read (at intake or on the doctor's request) and what it cost; the findings are in ``findings``."""
+
+    turn: int
+    image_id: str | None
+    status: ImageStatus
+    sources: list[str]  # "image:<id>@sha256:<digest>" of what was read
+    question: str | None  # what the doctor asked to look for; None at intake
+    model: NotRequired[str | None]
+    input_tokens: NotRequired[int]
+    output_tokens: NotRequired[int]
+    seconds: NotRequired[float]
+    calls: NotRequired[int]
+    degraded: NotRequired[bool]
+
+
 class PendingAction(TypedDict):
     """The doctor's latest decision, waiting for the environment to answer it."""
 
@@ -73,6 +96,8 @@ class ConsultationInput(TypedDict):
     # What started this consultation (case reference, model specs, rules), kept so that `--resume` can rebuild the
     # same environment in a new process. Opaque to the graph; never holds secrets.
     origin: NotRequired[dict[str, Any]]
+    # When the consultation's images are read (default "request"); ignored without images.
+    image_setting: NotRequired[ImageSetting]
 
 
 class ConsultationState(ConsultationInput, total=False):
@@ -87,6 +112,9 @@ class ConsultationState(ConsultationInput, total=False):
     ended_by: Literal["doctor", "turn_budget"] | None
     # The health-record summary loaded at intake (cited lines, a bounded number of tokens), or None without one.
     record_summary: str | None
+    # References to the images the consultation can read, set at intake; never the bytes (they stay in the store).
+    images: list[ImageRef]
+    image_reads: Annotated[list[ImageReadEntry], operator.add]
 
 
 class ConsultationOutput(TypedDict, total=False):
@@ -99,3 +127,5 @@ class ConsultationOutput(TypedDict, total=False):
     final_diagnosis: str | None
     ended_by: Literal["doctor", "turn_budget"] | None
     record_summary: str | None
+    images: list[ImageRef]
+    image_reads: list[ImageReadEntry]

@@ -17,6 +17,14 @@ else "REQUEST TEST" anywhere -> test, else the whole reply goes to the patient. 
 case-sensitively, as upstream does. A doctor that has not diagnosed by the last turn is not forced to: the turn
 ends with ``NO_DIAGNOSIS`` (``forced=True``), which scoring counts as no diagnosis. Model errors propagate
 (upstream has no fallback; the benchmark runner records the attempt as an error).
+
+Images (NEJM): upstream's two settings. With images on request the system prompt gains upstream's offer of
+"REQUEST IMAGES" and a reply carrying that tag (and neither of the others) becomes the ``image`` action; upstream
+sends that reply to the patient and attaches the image to the next call, ours has the image read and hands the
+doctor the read as the next observation (labelled as an image read). With the image at start, upstream attaches
+the image to every call; ours appends the read made at intake to the objective, fenced as data. Either way the
+doctor gets the image reader's findings rather than the pixels, because the reasoning model is text-only
+(MedGemma 27B text).
 """
 
 from __future__ import annotations
@@ -33,11 +41,14 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from agents.doctor.decision import DoctorDecision
 from agents.doctor.doctor import DoctorTurn, _read_reply  # same package: one reader of model answers
 from agents.doctor.fallbacks import PriorDifferential
-from agents.doctor.messages import Exchange
-from agents.doctor.prompts import load_prompt
+from agents.doctor.messages import Exchange, ImageBrief, answer_label
+from agents.doctor.prompts import image_block, load_prompt
 
 DIAGNOSIS_TAG = "DIAGNOSIS READY"
 TEST_TAG = "REQUEST TEST"
+IMAGE_TAG = "REQUEST IMAGES"
+# Upstream's offer of images on request, in our words, appended to the tag sentences of the system prompt.
+IMAGE_OFFER = ' You may also ask to see medical images related to the disease by writing "REQUEST IMAGES".'
 # The final diagnosis recorded when the doctor never wrote DIAGNOSIS READY; scored as no diagnosis.
 NO_DIAGNOSIS = "No diagnosis given"
 # Sent on in place of an empty reply (DoctorDecision needs text); the turn is marked degraded.
@@ -50,7 +61,7 @@ LATEST_OPEN = "\n The patient's latest reply: "
 CONTINUE = "Now carry on with the dialogue.\nDoctor: "
 FINAL_NUDGE = "This is the last question. Please give your diagnosis now.\n"
 
-Route = Literal["ask", "test", "diagnose"]
+Route = Literal["ask", "test", "image", "diagnose"]
 _WHITESPACE = re.compile(r"\s+")
 _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
 
@@ -85,12 +96,17 @@ def has_diagnosis_tag(text: str) -> bool:
     return DIAGNOSIS_TAG in text
 
 
-def route(reply: str) -> Route:
-    """Upstream's routing of a doctor reply: the diagnosis tag wins over the test tag; no tag asks the patient."""
+def route(reply: str, *, images: bool = False) -> Route:
+    """Upstream's routing of a doctor reply: the diagnosis tag wins over the test tag; no tag asks the patient.
+
+    ``images``: images are offered on request, so ``REQUEST IMAGES`` (after the other two tags) reads an image.
+    """
     if has_diagnosis_tag(reply):
         return "diagnose"
     if TEST_TAG in reply:
         return "test"
+    if images and IMAGE_TAG in reply:
+        return "image"
     return "ask"
 
 
@@ -115,26 +131,53 @@ def requested_test(text: str) -> str:
     return name or text.strip()
 
 
-def agentclinic_system_prompt(objective: str, turn: int, max_turns: int, bias: str | None = None) -> str:
-    """Upstream's doctor system prompt in our words: N = ``max_turns``, k = calls already made (``turn - 1``)."""
+def agentclinic_objective(objective: str, images: ImageBrief | None = None) -> str:
+    """The objective as the doctor is told it: with the read made at intake appended, fenced as data, where upstream
+    would have attached the image (the "image at start" setting)."""
+    if images is None or not images.intake_read:
+        return objective.strip()
+    return f"{objective.strip()}\n\n{image_block(images.available, images.intake_read)}"
+
+
+def agentclinic_system_prompt(
+    objective: str, turn: int, max_turns: int, bias: str | None = None, *, images: ImageBrief | None = None
+) -> str:
+    """Upstream's doctor system prompt in our words: N = ``max_turns``, k = calls already made (``turn - 1``);
+    upstream's offer of ``REQUEST IMAGES`` when ``images.can_request``."""
     sentence = bias_sentence(bias, agentclinic_doctor_biases(), "doctor")
+    offer = IMAGE_OFFER if images is not None and images.can_request else ""
     return load_prompt("agentclinic_system").format(
-        max_turns=max_turns, asked=turn - 1, bias=f"\n{sentence}" if sentence else "", objective=objective.strip()
+        max_turns=max_turns, asked=turn - 1, images=offer, bias=f"\n{sentence}" if sentence else "",
+        objective=agentclinic_objective(objective, images),
     )
 
 
+def _observation(exchange: Exchange) -> str:
+    """An answer as the doctor sees it: upstream labels none (results start with "RESULTS:"); an image read is
+    labelled as data, so that the reader's words are not taken for the patient's."""
+    if exchange.answered_by == "imaging":
+        return f"{answer_label('imaging')}: {exchange.answer}"
+    return exchange.answer
+
+
 def agentclinic_doctor_messages(
-    objective: str, exchanges: Sequence[Exchange], turn: int, max_turns: int, bias: str | None = None
+    objective: str,
+    exchanges: Sequence[Exchange],
+    turn: int,
+    max_turns: int,
+    bias: str | None = None,
+    *,
+    images: ImageBrief | None = None,
 ) -> list[BaseMessage]:
     """[system, one flattened user string] for doctor call ``turn`` (1-based); pure."""
     # The observation handed to call i: nothing for the first call, then the answer to the call before it.
-    observations = [""] + [ex.answer for ex in exchanges]
+    observations = [""] + [_observation(ex) for ex in exchanges]
     history = "".join(f"{observations[i]}\n\n{ex.reply}\n\n" for i, ex in enumerate(exchanges))
     latest = observations[len(exchanges)]
     if turn >= max_turns:
         latest += FINAL_NUDGE
     return [
-        SystemMessage(agentclinic_system_prompt(objective, turn, max_turns, bias)),
+        SystemMessage(agentclinic_system_prompt(objective, turn, max_turns, bias, images=images)),
         HumanMessage(f"{HISTORY_OPEN}{history}{LATEST_OPEN}{latest}{CONTINUE}"),
     ]
 
@@ -161,16 +204,19 @@ class AgentClinicDoctor:
         *,
         prior_differential: PriorDifferential | None = None,
         record: str | None = None,
+        images: ImageBrief | None = None,
     ) -> DoctorTurn:
         """One model call, routed by tag. ``prior_differential`` and ``record`` are accepted for the graph's sake
-        and ignored: upstream keeps no differential and has no health record."""
+        and ignored: upstream keeps no differential and has no health record. ``images``: with ``can_request`` the
+        prompt offers ``REQUEST IMAGES`` and the tag reads an image; an ``intake_read`` joins the objective. Ours
+        sends the image reader's findings, not the image, because the reasoning model is text-only."""
         if turn < 1 or max_turns < 1:
             raise ValueError(f"turn ({turn}) and max_turns ({max_turns}) must be at least 1")
         started = perf_counter()
-        messages = agentclinic_doctor_messages(objective, exchanges, turn, max_turns, self.bias)
+        messages = agentclinic_doctor_messages(objective, exchanges, turn, max_turns, self.bias, images=images)
         answer = _read_reply(await self.model.ainvoke(messages, max_new_tokens=self.max_new_tokens))
         reply = collapse(answer.text)
-        action = route(reply)
+        action = route(reply, images=images is not None and images.can_request)
         forced = turn >= max_turns and action != "diagnose"
         if action == "diagnose":
             decision = DoctorDecision(action="diagnose", text=diagnosis_text(reply), rationale="DIAGNOSIS READY tag")
@@ -179,9 +225,12 @@ class AgentClinicDoctor:
             decision = DoctorDecision(action="diagnose", text=NO_DIAGNOSIS, rationale="no DIAGNOSIS READY in time")
             reason = "no diagnosis by the final turn"
         else:
-            rationale = "REQUEST TEST tag" if action == "test" else "no tag: spoken to the patient"
+            rationale, reason = {
+                "test": ("REQUEST TEST tag", "test tag"),
+                "image": ("REQUEST IMAGES tag", "image tag"),
+            }.get(action, ("no tag: spoken to the patient", "empty reply" if not reply else "no tag"))
+            # The whole reply is what the image is read for, as a test order's whole reply goes to the measurement.
             decision = DoctorDecision(action=action, text=reply or EMPTY_REPLY, rationale=rationale)
-            reason = "test tag" if action == "test" else ("empty reply" if not reply else "no tag")
         return DoctorTurn(
             decision=decision,
             reply=reply or EMPTY_REPLY,

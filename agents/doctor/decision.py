@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Action = Literal["ask", "test", "record", "diagnose"]
+Action = Literal["ask", "test", "record", "image", "diagnose"]
 
 # Five is what a clinician would write down; longer lists from small models are mostly noise and cost tokens.
 MAX_DIFFERENTIAL = 5
@@ -110,19 +110,20 @@ def normalise_differential(value: Any) -> list[DifferentialEntry]:
 
 
 class DoctorDecision(BaseModel):
-    """What the doctor does this turn: ask the patient, order a test, or commit to a diagnosis."""
+    """What the doctor does this turn: ask the patient, order a test, look up the record, have an image read, or
+    commit to a diagnosis."""
 
     model_config = ConfigDict(frozen=True)
 
     action: Action = Field(
         description='"ask" to question the patient, "test" to order one test or examination, "record" to look '
-        'something up in the patient\'s health record (only when one is available), "diagnose" to commit to the '
-        "final diagnosis."
+        'something up in the patient\'s health record (only when one is available), "image" to have one of the '
+        'patient\'s images read (only when offered), "diagnose" to commit to the final diagnosis.'
     )
     text: str = Field(
         min_length=1,
-        description="The question to the patient, the test to order, the question for the health record, or the "
-        "diagnosis (a specific disease name).",
+        description="The question to the patient, the test to order, the question for the health record, what to "
+        "look for in the image, or the diagnosis (a specific disease name).",
     )
     differential: list[DifferentialEntry] = Field(
         default_factory=list,
@@ -153,16 +154,16 @@ def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
     return node
 
 
-def decision_json_schema(*, with_record: bool = False) -> dict[str, Any]:
+def decision_json_schema(*, with_record: bool = False, with_image: bool = False) -> dict[str, Any]:
     """The JSON Schema of a ``DoctorDecision`` (a fresh copy: callers may edit it).
 
-    ``record`` is in the action enum only ``with_record``: a constrained engine then cannot pick a lookup that
-    has no record to answer it.
+    ``record`` is in the action enum only ``with_record`` and ``image`` only ``with_image``: a constrained engine
+    then cannot pick a lookup that has no record, or an image read that is not offered.
     """
     schema = copy.deepcopy(_decision_json_schema())
-    if not with_record:
-        action = schema["properties"]["action"]
-        action["enum"] = [a for a in action["enum"] if a != "record"]
+    dropped = {name for name, offered in (("record", with_record), ("image", with_image)) if not offered}
+    action = schema["properties"]["action"]
+    action["enum"] = [a for a in action["enum"] if a not in dropped]
     return schema
 
 

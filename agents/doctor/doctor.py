@@ -28,7 +28,7 @@ from langchain_core.messages import BaseMessage
 
 from agents.doctor.decision import DoctorDecision, decision_json_schema
 from agents.doctor.fallbacks import PriorDifferential, count_fallbacks, forced_diagnosis, safe_question
-from agents.doctor.messages import Exchange, build_messages, final_repair_messages, repair_messages
+from agents.doctor.messages import Exchange, ImageBrief, build_messages, final_repair_messages, repair_messages
 from agents.doctor.parsing import ParseResult, parse_decision, split_thinking
 from agents.doctor.review import review_problem
 
@@ -129,11 +129,13 @@ def _repair_plan(
     *,
     final: bool,
     system_note: str | None = None,
+    images: ImageBrief | None = None,
 ) -> Callable[[str, str], list[BaseMessage]] | None:
     """How this turn repairs an unusable reply: a function (bad reply, reason) -> messages, or None for no repair."""
     if final:
         # The last chance of a real diagnosis: always tried, in a short context that small models can answer.
-        return lambda _bad, _reason: final_repair_messages(objective, exchanges, max_turns, system_note=system_note)
+        return lambda _bad, _reason: final_repair_messages(objective, exchanges, max_turns, system_note=system_note,
+                                                           images=images)
     if count_fallbacks([ex.reply for ex in exchanges]) >= NO_REPAIR_AFTER_FALLBACKS:
         # A model that has needed the fallback this often in this consultation rarely recovers on a repair (small
         # models copy their last reply): save the call. Read from the dialogue, so a resumed run decides the same.
@@ -167,12 +169,14 @@ class Doctor:
         # Set once a model has refused our generation keyword arguments, so later calls skip the failing attempt.
         self._plain_calls = False
 
-    async def _call(self, messages: list[BaseMessage], *, with_record: bool = False) -> _Reply:
+    async def _call(
+        self, messages: list[BaseMessage], *, with_record: bool = False, with_image: bool = False
+    ) -> _Reply:
         if self._plain_calls:
             return _read_reply(await self.model.ainvoke(messages))
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
         if self.schema_hint:
-            kwargs["json_schema"] = decision_json_schema(with_record=with_record)
+            kwargs["json_schema"] = decision_json_schema(with_record=with_record, with_image=with_image)
         try:
             answer = await self.model.ainvoke(messages, **kwargs)
         except TypeError as exc:
@@ -190,6 +194,7 @@ class Doctor:
         repair: Callable[[str, str], list[BaseMessage]] | None,
         *,
         with_record: bool = False,
+        with_image: bool = False,
     ) -> _Attempts:
         """Call the model, and once more with ``repair(bad_reply, reason)``'s messages if the reply is unusable
         (no second call when ``repair`` is None); never raises for the model."""
@@ -197,7 +202,7 @@ class Doctor:
 
         async def attempt(call_messages: list[BaseMessage]) -> bool:
             attempts.calls += 1
-            reply = await self._call(call_messages, with_record=with_record)
+            reply = await self._call(call_messages, with_record=with_record, with_image=with_image)
             attempts.replies.append(reply)
             return attempts.judge(parse_decision(reply.text), reply.text, judge)
 
@@ -219,18 +224,23 @@ class Doctor:
         *,
         prior_differential: PriorDifferential | None = None,
         record: str | None = None,
+        images: ImageBrief | None = None,
     ) -> DoctorTurn:
         """Decide turn ``turn`` (1-based) of at most ``max_turns``, given the dialogue so far.
 
         ``prior_differential`` is the last differential known from earlier turns: it fills a degraded turn and
         supplies the forced diagnosis when the final turn's reply carries none. ``record`` is the patient's
         health-record summary when one was loaded at intake; only then may the doctor choose ``record``.
+        ``images`` is what the doctor is told about the patient's images; only with ``images.can_request`` may it
+        choose ``image``.
         """
         if turn < 1 or max_turns < 1:
             raise ValueError(f"turn ({turn}) and max_turns ({max_turns}) must be at least 1")
         started = perf_counter()
         final = turn >= max_turns
-        messages = build_messages(objective, exchanges, turn, max_turns, record=record, system_note=self.system_note)
+        can_request = images is not None and images.can_request
+        messages = build_messages(objective, exchanges, turn, max_turns, record=record, system_note=self.system_note,
+                                  images=images)
         attempts = await self._query(
             messages,
             partial(
@@ -240,9 +250,12 @@ class Doctor:
                 final=final,
                 prior_differential=prior_differential,
                 record_available=record is not None,
+                image_offered=can_request,
             ),
-            _repair_plan(objective, exchanges, messages, max_turns, final=final, system_note=self.system_note),
+            _repair_plan(objective, exchanges, messages, max_turns, final=final, system_note=self.system_note,
+                         images=images),
             with_record=record is not None,
+            with_image=can_request,
         )
 
         # On the final turn a parsed reply that failed review still feeds the forced diagnosis.

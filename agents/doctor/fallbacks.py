@@ -25,7 +25,7 @@ PriorDifferential = Sequence[DifferentialEntry | Mapping[str, Any]]
 _NOT_A_DIAGNOSIS_START = re.compile(
     r"^(do|does|did|are|is|was|were|have|has|had|can|could|would|will|when|what|where|which|who|how|why|any|tell|"
     r"please|describe|the|she|he|they|his|her|their|patient|this|it|i|my|we|there|you|your)\b",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -84,8 +84,9 @@ def forced_diagnosis(
         text = decision.differential[0].diagnosis
     elif prior:
         text = prior[0].diagnosis
-    elif decision is not None and decision.action != "test" and looks_like_diagnosis(decision.text):
-        # A test order's text names a test, never a disease; an "ask" whose text is a bare name often is one.
+    elif decision is not None and decision.action not in ("test", "image") and looks_like_diagnosis(decision.text):
+        # A test order's text names a test and an image request's what to look for ("Pleural effusion"), never the
+        # doctor's conclusion; an "ask" whose text is a bare name often is one.
         text = decision.text
     else:
         text = NO_DIAGNOSIS

@@ -6,7 +6,7 @@ tags and finally to a plain question. Order of attempts, first usable wins:
 
 1. complete JSON objects (fenced or bare, prose around them); the last usable one, outer object before nested ones;
 2. a JSON object cut off by the token limit: its complete ``"key": "value"`` pairs (action and text come first);
-3. AgentClinic tags: ``DIAGNOSIS READY: <dx>`` then ``REQUEST TEST: <name>``;
+3. AgentClinic tags: ``DIAGNOSIS READY: <dx>``, then ``REQUEST TEST: <name>``, then ``REQUEST IMAGES``;
 4. a line that is a question (ends in ``?``) is asked to the patient;
 5. a diagnosis stated in prose ("the most likely diagnosis is X") is taken as the diagnosis.
 
@@ -30,7 +30,7 @@ ParseMethod = Literal["json", "json_salvage", "tag", "question", "prose_diagnosi
 # Replies longer than this are runaway generations: only their start is worth reading.
 _MAX_SCAN_CHARS = 20_000
 
-_THINK_BLOCK = re.compile(r"(?:<unused94>|<think>)(.*?)(?:<unused95>|</think>|\Z)", re.S)
+_THINK_BLOCK = re.compile(r"(?:<unused94>|<think>)(.*?)(?:<unused95>|</think>|\Z)", re.DOTALL)
 _THINK_CLOSERS = ("<unused95>", "</think>")
 
 
@@ -128,6 +128,22 @@ _ACTION_VALUES: dict[str, Action] = {
         ),
         "record",
     ),
+    # "imaging" stays a test above: ordering a scan is a test; reading an image the consultation holds is this.
+    **dict.fromkeys(
+        (
+            "image",
+            "images",
+            "read_image",
+            "image_read",
+            "view_image",
+            "look_at_image",
+            "review_image",
+            "request_image",
+            "request_images",
+            "examine_image",
+        ),
+        "image",
+    ),
     **dict.fromkeys(
         (
             "diagnose",
@@ -147,6 +163,7 @@ _TEXT_KEYS_BY_ACTION: dict[Action, tuple[str, ...]] = {
     "ask": ("question", "ask", "question_to_patient"),
     "test": ("test", "test_name", "tests", "order", "exam", "examination", "request", "test_to_order"),
     "record": ("record_question", "lookup", "record", "chart", "query"),
+    "image": ("image_question", "look_for", "image_request"),
     "diagnose": ("diagnosis", "final_diagnosis", "dx", "final_answer"),
 }
 _GENERIC_TEXT_KEYS = ("text", "message", "content", "value", "query", "detail", "details")
@@ -186,6 +203,8 @@ def _action_of(value: Any) -> Action | None:
     # Free phrasing ("order a test", "make final diagnosis"): the verb's stem decides.
     if "diagnos" in key:
         return "diagnose"
+    if "image" in key:  # before "exam": "examine the image" reads an image; "imaging" does not match
+        return "image"
     if "test" in key or "exam" in key:
         return "test"
     if "record" in key or "chart" in key:
@@ -208,11 +227,11 @@ def _as_text(value: Any) -> str:
 _REFUSAL = re.compile(
     r"^\W*(i'?m sorry|i am sorry|i apologi[sz]e|i can'?t|i cannot|i am unable|i'?m unable|i'?m not able|"
     r"as an ai|as a language model)",
-    re.I,
+    re.IGNORECASE,
 )
 # A short chunk repeated six times or more ("!!!!!!", "no no no no no no "); starts on a non-space so that JSON
 # indentation does not count.
-_REPEATED_CHUNK = re.compile(r"(\S.{0,19}?)\1{5,}", re.S)
+_REPEATED_CHUNK = re.compile(r"(\S.{0,19}?)\1{5,}", re.DOTALL)
 
 
 def degenerate_reason(text: str, *, repetition: bool = True) -> str | None:
@@ -334,12 +353,16 @@ def _from_json(text: str) -> tuple[ParseResult | None, str | None, list[tuple[in
 
 # --- tags and plain questions ---------------------------------------------------------------------------------------
 
-_DIAGNOSIS_TAG = re.compile(r"DIAGNOSIS\s+READY\s*[:\-]\s*(.*)", re.I)
-_TEST_TAG = re.compile(r"REQUEST\s+TEST\s*[:\-]\s*(.*)", re.I)
+_DIAGNOSIS_TAG = re.compile(r"DIAGNOSIS\s+READY\s*[:\-]\s*(.*)", re.IGNORECASE)
+_TEST_TAG = re.compile(r"REQUEST\s+TEST\s*[:\-]\s*(.*)", re.IGNORECASE)
+# Upstream's image tag takes no argument: whatever follows on the line is what to look for, if anything. Matched in
+# capitals only, since "could you request images?" is a question and not the tag.
+_IMAGE_TAG = re.compile(r"REQUEST\s+IMAGES?\b\s*[:\-]?\s*(.*)")
+IMAGE_TAG_TEXT = "What does the image show?"
 _LINE_LABEL = re.compile(
-    r"^\s*(?:[-*>#]+\s*)?(?:\*\*)?(?:doctor|dr\.?|physician|q|question)(?:\*\*)?\s*:\s*(?:\*\*)?", re.I
+    r"^\s*(?:[-*>#]+\s*)?(?:\*\*)?(?:doctor|dr\.?|physician|q|question)(?:\*\*)?\s*:\s*(?:\*\*)?", re.IGNORECASE
 )
-_OTHER_SPEAKER = re.compile(r"^\s*(?:\*\*)?(?:patient|measurement|results?|a|answer)(?:\*\*)?\s*:", re.I)
+_OTHER_SPEAKER = re.compile(r"^\s*(?:\*\*)?(?:patient|measurement|results?|a|answer)(?:\*\*)?\s*:", re.IGNORECASE)
 
 
 def _clean_tag_value(value: str) -> str:
@@ -356,6 +379,12 @@ def _from_tags(prose: str) -> ParseResult | None:
             if value and degenerate_reason(value) is None:
                 decision = DoctorDecision(action=action, text=value, differential=[], rationale="")
                 return ParseResult(decision, f"AgentClinic tag {label}", "tag")
+    match = _IMAGE_TAG.search(prose)
+    if match is not None:
+        value = _clean_tag_value(match.group(1))
+        text = value if value and degenerate_reason(value) is None else IMAGE_TAG_TEXT
+        decision = DoctorDecision(action="image", text=text, differential=[], rationale="")
+        return ParseResult(decision, "AgentClinic tag REQUEST IMAGES", "tag")
     return None
 
 
@@ -372,21 +401,23 @@ def _from_question(prose: str) -> ParseResult | None:
 
 
 # "The most likely diagnosis is X." / "Final diagnosis: X": how small models answer when they ignore the format.
-_DIAGNOSIS_PHRASE = re.compile(r"\bdiagnosis\s*(?:is|would be|:|=)\s*(?:likely\s+|probably\s+)?([^\n.;!?]+)", re.I)
+_DIAGNOSIS_PHRASE = re.compile(
+    r"\bdiagnosis\s*(?:is|would be|:|=)\s*(?:likely\s+|probably\s+)?([^\n.;!?]+)", re.IGNORECASE
+)
 # Longer than this is a sentence about the case, not a disease name.
 _MAX_DIAGNOSIS_WORDS = 12
 # "The diagnosis is unclear / not yet certain / based on ...": a hedge, not a diagnosis.
 _HEDGE = re.compile(
     r"^(?:unclear|uncertain|unknown|not|still|yet|difficult|hard|pending|undetermined|to be|being|based|"
     r"dependent|depends|made|confirmed|established|important|likely to)\b",
-    re.I,
+    re.IGNORECASE,
 )
 
 
 def _from_diagnosis_phrase(prose: str) -> ParseResult | None:
     for match in _DIAGNOSIS_PHRASE.finditer(prose):
         value = _clean_tag_value(match.group(1))
-        value = re.sub(r"^(?:a|an|the)\s+", "", value, flags=re.I)
+        value = re.sub(r"^(?:a|an|the)\s+", "", value, flags=re.IGNORECASE)
         if (
             value
             and len(value.split()) <= _MAX_DIAGNOSIS_WORDS

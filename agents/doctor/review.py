@@ -21,7 +21,7 @@ from agents.doctor.parsing import parse_decision
 _MIN_COPY_CHARS = 24
 # An "ask" without a question mark that opens like a description ("The patient has...", "She reports...") is the
 # model narrating the case ("You are a designer."), not asking; imperatives ("Please describe...") do not match.
-_NARRATION = re.compile(r"^(?:the|she|he|they|his|her|their|patient|this|it|i|my|we|there|you|your)\b", re.I)
+_NARRATION = re.compile(r"^(?:the|she|he|they|his|her|their|patient|this|it|i|my|we|there|you|your)\b", re.IGNORECASE)
 
 
 def _norm(text: str) -> str:
@@ -51,8 +51,12 @@ def review_problem(
     final: bool,
     prior_differential: PriorDifferential | None = None,
     record_available: bool = False,
+    image_offered: bool = False,
 ) -> str | None:
-    """Why ``decision`` should not be used this turn (a short reason the repair prompt can quote), or None."""
+    """Why ``decision`` should not be used this turn (a short reason the repair prompt can quote), or None.
+
+    ``image_offered``: the ``image`` action was offered this consultation (images to read, "on request").
+    """
     if _norm(decision.text) == _FALLBACK_NOTE:
         # A degraded turn's JSON stays in the dialogue; small models copy its note back as their "answer".
         return "it copies the fallback note instead of writing its own answer"
@@ -72,10 +76,15 @@ def review_problem(
         return None
     if decision.action == "record" and not record_available:
         return "there is no health record to look up; ask the patient or order a test"
+    if decision.action == "image" and not image_offered:
+        return "no image read can be requested; ask the patient or order a test"
     if (decision.action, text) in earlier_actions(exchanges):
-        verb = {"ask": "asked that question", "test": "ordered that test"}.get(
-            decision.action, "looked that up in the record"
-        )
+        verb = {
+            "ask": "asked that question",
+            "test": "ordered that test",
+            "record": "looked that up in the record",
+            "image": "asked for that image read",
+        }[decision.action]
         return f"you already {verb}; ask or order something new, or diagnose"
     sources = [objective, *(ex.answer for ex in exchanges)]
     if decision.action == "ask" and len(text) >= _MIN_COPY_CHARS and any(text in _norm(s) for s in sources):

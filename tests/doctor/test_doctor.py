@@ -166,7 +166,7 @@ class _StrictModel(FakeListChatModel):
     def _call(self, *args: Any, **kwargs: Any) -> str:
         unknown = set(kwargs) - {"run_manager", "stop"}
         if unknown:
-            raise TypeError(f"create() got an unexpected keyword argument '{sorted(unknown)[-1]}'")
+            raise TypeError(f"create() got an unexpected keyword argument '{max(unknown)}'")
         return super()._call(*args, **kwargs)
 
 

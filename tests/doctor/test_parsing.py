@@ -11,69 +11,69 @@ from agents.doctor.parsing import split_thinking
 GOOD = [
     (
         "bare",
-        '{"action": "ask", "text": "Do you smoke?", "differential": [{"diagnosis": "COPD", "probability": 0.6}], '
-        '"rationale": "Smoking is the main risk factor."}',
+        ('{"action": "ask", "text": "Do you smoke?", "differential": [{"diagnosis": "COPD", "probability": 0.6}], '
+         '"rationale": "Smoking is the main risk factor."}'),
         "ask",
         "Do you smoke?",
         [("COPD", 0.6)],
     ),
     (
         "prose_around",
-        'Based on the history, I would like to examine further.\n{"action": "test", "text": "Chest X-ray", '
-        '"differential": [{"diagnosis": "Pneumonia", "probability": 0.5}], "rationale": "Fever and cough."}\n'
-        "Let me know the results.",
+        ('Based on the history, I would like to examine further.\n{"action": "test", "text": "Chest X-ray", '
+         '"differential": [{"diagnosis": "Pneumonia", "probability": 0.5}], "rationale": "Fever and cough."}\n'
+         "Let me know the results."),
         "test",
         "Chest X-ray",
         [("Pneumonia", 0.5)],
     ),
     (
         "fenced",
-        'Here is my decision:\n```json\n{\n  "action": "diagnose",\n  "text": "Myasthenia gravis",\n'
-        '  "differential": [\n    {"diagnosis": "Myasthenia gravis", "probability": 0.85},\n'
-        '    {"diagnosis": "Lambert-Eaton syndrome", "probability": 0.1}\n  ],\n'
-        '  "rationale": "Fatigable ptosis."\n}\n```',
+        ('Here is my decision:\n```json\n{\n  "action": "diagnose",\n  "text": "Myasthenia gravis",\n'
+         '  "differential": [\n    {"diagnosis": "Myasthenia gravis", "probability": 0.85},\n'
+         '    {"diagnosis": "Lambert-Eaton syndrome", "probability": 0.1}\n  ],\n'
+         '  "rationale": "Fatigable ptosis."\n}\n```'),
         "diagnose",
         "Myasthenia gravis",
         [("Myasthenia gravis", 0.85), ("Lambert-Eaton syndrome", 0.1)],
     ),
     (
         "trailing_commas",
-        '{"action": "ask", "text": "Any weight loss?", "differential": [{"diagnosis": "Hyperthyroidism", '
-        '"probability": 0.4},],}',
+        ('{"action": "ask", "text": "Any weight loss?", "differential": [{"diagnosis": "Hyperthyroidism", '
+         '"probability": 0.4},],}'),
         "ask",
         "Any weight loss?",
         [("Hyperthyroidism", 0.4)],
     ),
     (
         "single_quotes",
-        "{'action': 'test', 'text': 'TSH', 'differential': [{'diagnosis': 'Graves disease', 'probability': 0.5}], "
-        "'rationale': 'Tremor and weight loss.'}",
+        ("{'action': 'test', 'text': 'TSH', 'differential': [{'diagnosis': 'Graves disease', 'probability': 0.5}], "
+         "'rationale': 'Tremor and weight loss.'}"),
         "test",
         "TSH",
         [("Graves disease", 0.5)],
     ),
     (
         "percentages_unsorted",
-        '{"action": "ask", "text": "Is the pain worse after meals?", "differential": ['
-        '{"diagnosis": "Peptic ulcer", "probability": "20%"}, {"diagnosis": "Cholecystitis", "probability": 70}, '
-        '{"diagnosis": "", "probability": 0.1}, {"diagnosis": "Pancreatitis", "probability": "10 %"}], '
-        '"rationale": ""}',
+        ('{"action": "ask", "text": "Is the pain worse after meals?", "differential": ['
+         '{"diagnosis": "Peptic ulcer", "probability": "20%"}, {"diagnosis": "Cholecystitis", "probability": 70}, '
+         '{"diagnosis": "", "probability": 0.1}, {"diagnosis": "Pancreatitis", "probability": "10 %"}], '
+         '"rationale": ""}'),
         "ask",
         "Is the pain worse after meals?",
         [("Cholecystitis", 0.7), ("Peptic ulcer", 0.2), ("Pancreatitis", 0.1)],
     ),
     (
         "thinking_block",
-        '<unused94>thought\nThe patient has ptosis. Maybe {"action": "ask"} first? No, test.<unused95>'
-        '{"action": "test", "text": "Acetylcholine receptor antibodies", "differential": [], "rationale": "Ptosis."}',
+        ('<unused94>thought\nThe patient has ptosis. Maybe {"action": "ask"} first? No, test.<unused95>'
+         '{"action": "test", "text": "Acetylcholine receptor antibodies", "differential": [], "rationale": "Ptosis."}'),
         "test",
         "Acetylcholine receptor antibodies",
         [],
     ),
     (
         "nested_decision",
-        '{"decision": {"action": "ask_patient", "question": "How long has this been going on?"}, '
-        '"differential_diagnosis": [{"name": "Migraine", "likelihood": 0.5}]}',
+        ('{"decision": {"action": "ask_patient", "question": "How long has this been going on?"}, '
+         '"differential_diagnosis": [{"name": "Migraine", "likelihood": 0.5}]}'),
         "ask",
         "How long has this been going on?",
         [("Migraine", 0.5)],
@@ -122,16 +122,16 @@ GOOD = [
     ),
     (
         "echoed_example_then_answer",
-        'Example: {"action": "ask", "text": "When did the symptoms start?"}\nMy reply: '
-        '{"action": "test", "text": "Lumbar puncture", "differential": [], "rationale": "Meningism."}',
+        ('Example: {"action": "ask", "text": "When did the symptoms start?"}\nMy reply: '
+         '{"action": "test", "text": "Lumbar puncture", "differential": [], "rationale": "Meningism."}'),
         "test",
         "Lumbar puncture",
         [],
     ),
     (
         "truncated_by_token_limit",
-        '{"action": "ask", "text": "Do you have night sweats?", "differential": [{"diagnosis": "Tuberculosis", '
-        '"probability": 0.4}, {"diagnosis": "Lymph',
+        ('{"action": "ask", "text": "Do you have night sweats?", "differential": [{"diagnosis": "Tuberculosis", '
+         '"probability": 0.4}, {"diagnosis": "Lymph'),
         "ask",
         "Do you have night sweats?",
         [("Tuberculosis", 0.4)],

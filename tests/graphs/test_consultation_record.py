@@ -7,8 +7,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from agents.doctor import Doctor
 from graphs import build_consultation_graph, recursion_limit_for
 from graphs.record_lookup import RecordLookup, RecordReply, RecordSummary
-from tests.graphs.helpers import TableEnvironment, decision, doctor_model
 from tests.doctor.fakes import scripted
+from tests.graphs.helpers import TableEnvironment, decision, doctor_model
 
 SUMMARY = "Active problems: Type 2 diabetes mellitus since 2021-02-01 [Condition/c1]"
 
@@ -75,7 +75,7 @@ async def test_unreachable_record_is_recorded_and_the_consultation_goes_on_witho
 async def test_failing_lookup_is_reported_to_the_doctor_as_text() -> None:
     model = scripted(decision("record", "Latest HbA1c"), decision("diagnose", "Angina"))
     final = await run(model, FakeRecord(fail_ask=True))
-    lookup = [e for e in final["dialogue"] if e["role"] == "record"][0]
+    lookup = next(e for e in final["dialogue"] if e["role"] == "record")
     assert lookup["text"].startswith("The record lookup failed") and "timed out" in lookup["text"]
     assert final["final_diagnosis"] == "Angina"
 
