@@ -13,6 +13,16 @@ from simulations.agentclinic import (
     agentclinic_patient_biases,
     build_agentclinic_clinic,
 )
+from simulations.case_images import (
+    IMAGE_SETTINGS,
+    IMAGE_STATUSES,
+    CaseImages,
+    ImageSetting,
+    ImageStatus,
+    image_status,
+    local_image_for,
+    prepare_case_images,
+)
 from simulations.cases import (
     Case,
     CaseError,
@@ -35,6 +45,8 @@ from simulations.patient import PatientActor, PatientReply, patient_biases
 from simulations.rubric import RUBRIC_CRITERIA, RUBRIC_PASS, RubricJudge, RubricResult, parse_rubric
 
 __all__ = [
+    "IMAGE_SETTINGS",
+    "IMAGE_STATUSES",
     "RUBRIC_CRITERIA",
     "RUBRIC_PASS",
     "AgentClinicClinic",
@@ -44,9 +56,12 @@ __all__ = [
     "Case",
     "CaseError",
     "CaseFormatError",
+    "CaseImages",
     "CaseLoad",
     "CaseNotFoundError",
     "CaseProblem",
+    "ImageSetting",
+    "ImageStatus",
     "Judge",
     "MeasurementActor",
     "MeasurementMode",
@@ -69,13 +84,16 @@ __all__ = [
     "exact_match",
     "flatten_findings",
     "get_demo_case",
+    "image_status",
     "leaking_findings",
     "leaks_diagnosis",
     "load_case",
     "load_cases",
+    "local_image_for",
     "match_test",
     "parse_rubric",
     "parse_verdict",
     "patient_biases",
+    "prepare_case_images",
     "redact_diagnosis",
 ]

@@ -75,6 +75,8 @@ class Case(BaseModel):
     findings: dict[str, Any] | str  # the measurement actor's data (MedQA: exam with Test_Results under "tests")
     correct_diagnosis: str  # judge only
     options: list[str] = []  # NEJM answer options, judge only
+    # NEJM: the case's figure (fetched through the image store, or found by name in an image folder: see
+    # simulations.case_images) and its image categories (NEJM_Ext "type"), which pick the image reader's prompt.
     image_url: str | None = None
     image_types: list[str] = []
     slug: str | None = None

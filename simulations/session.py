@@ -3,32 +3,42 @@
 The command line and the benchmark runner both call ``run_consultation``. It streams each dialogue entry to a
 callback as it happens, pauses for a person when the environment is interactive, and returns the transcript.
 A consultation interrupted at any point resumes from its last checkpoint with ``resume=True`` and the same thread.
+
+Images: the case's image (a file in ``image_dir`` or its URL, through the image store) and any ``image_sources``
+are stored before the graph starts; the graph gets an image lookup over them (read by the ``imaging`` model when
+there is one) and the image setting ("start": read at intake; "request": read when the doctor asks). Graph state and
+checkpoints keep refs and digests only, never image bytes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
+from agents.imaging import ImageClassifier, ImageReader, ImageTriage, modality_for
 from graphs.consultation import ConsultationParts, build_consultation_graph, recursion_limit_for
 from graphs.environment import Environment
+from graphs.image_reading import StoreImageLookup
 from graphs.interactive import InteractiveEnvironment, InteractiveRequest
 from graphs.record_lookup import RecordLookup
 from graphs.state import DialogueEntry
+from simulations.case_images import IMAGE_SETTINGS, CaseImages, ImageSetting, image_status, prepare_case_images
 from simulations.cases import Case
 from simulations.leaks import leaks_diagnosis
 from simulations.protocols import Protocol, build_doctor, build_environment
 from simulations.scoring import score_consultation
 from simulations.transcript import TRANSCRIPT_VERSION, totals_of
+from tools.images import ImageError, ImageStore
 
 EntryCallback = Callable[[DialogueEntry], None]
 PersonCallback = Callable[[InteractiveRequest], Awaitable[str]]
@@ -66,6 +76,20 @@ class ConsultationSetup:
     patient_bias: str | None = None
     # Score with the 5-point rubric judge beside the yes/no verdict (one more judge call).
     rubric: bool = False
+    # Images: the store that fetches and caches them (None: an expected image is "unavailable"), a folder of case
+    # images by name (simulations.case_images.local_image_for), extra sources (consult --image), when the reader
+    # runs ("start": at intake; "request": when the doctor asks), an optional zero-shot triage classifier, and
+    # whether a case image that is only a URL may be downloaded.
+    image_store: ImageStore | None = None
+    image_dir: Path | None = None
+    image_sources: list[str] = field(default_factory=list)
+    image_setting: ImageSetting = "request"
+    image_classifier: ImageClassifier | None = None
+    download_images: bool = True
+
+    def __post_init__(self) -> None:
+        if self.image_setting not in IMAGE_SETTINGS:
+            raise ValueError(f"unknown image setting {self.image_setting!r}; choose 'start' or 'request'")
 
     def environment(self) -> Environment:
         if self.interactive:
@@ -81,7 +105,9 @@ class ConsultationSetup:
             self.protocol, self.models["reasoning"], bias=self.doctor_bias, max_new_tokens=self.doctor_max_new_tokens
         )
 
-    def origin(self) -> dict[str, Any]:
+    def origin(self, image_missing: Sequence[str] = ()) -> dict[str, Any]:
+        """What started the consultation, for ``--resume``; ``image_missing`` are the reasons its images could not
+        be had (text only: a resumed consultation keeps telling the same story)."""
         return {
             "case_ref": self.case_ref or self.case.id,
             "interactive": self.interactive,
@@ -92,6 +118,14 @@ class ConsultationSetup:
             "protocol": self.protocol,
             "doctor_bias": self.doctor_bias,
             "patient_bias": self.patient_bias,
+            # Where the images come from, never their bytes: a resumed consultation prepares the same ones again.
+            "images": {
+                "setting": self.image_setting,
+                "sources": list(self.image_sources),
+                "image_dir": str(self.image_dir) if self.image_dir is not None else None,
+                "download": self.download_images,
+                "missing": list(image_missing),
+            },
         }
 
 
@@ -130,7 +164,6 @@ async def run_consultation(
     """
     started = time.perf_counter()
     environment = setup.environment()
-    parts = ConsultationParts(setup.doctor(), environment, setup.record)
     if graph is None:
         graph = build_consultation_graph(checkpointer=checkpointer)
     config: dict[str, Any] = {
@@ -139,19 +172,24 @@ async def run_consultation(
     }
 
     graph_input: Any = None
+    saved: Mapping[str, Any] = {}
     if resume:
         snapshot = await graph.aget_state(config)
         if not snapshot.values:
             raise LookupError(f"no checkpoint found for consultation {thread_id}")
-        for entry in snapshot.values.get("dialogue", []):
+        saved = snapshot.values
+        for entry in saved.get("dialogue", []):
             if on_entry:
                 on_entry(entry)
-    else:
+    images = await _consultation_images(setup, saved)
+    parts = ConsultationParts(setup.doctor(), environment, setup.record, images=images.lookup)
+    if not resume:
         graph_input = {
             "case_id": setup.case.id,
             "objective": environment.opening(),
             "max_turns": setup.max_turns,
-            "origin": setup.origin(),
+            "origin": setup.origin(image_missing=images.prepared.missing),
+            "image_setting": images.setting,
         }
 
     # Streaming None continues from the last checkpoint: a crashed run picks up its next step, and a paused one
@@ -167,7 +205,100 @@ async def run_consultation(
         graph_input = Command(resume=await ask_person(request))
 
     state = snapshot.values
-    return await _transcript(setup, state, thread_id, environment.mode, time.perf_counter() - started)
+    return await _transcript(setup, state, thread_id, environment.mode, time.perf_counter() - started, images)
+
+
+def _images_block(state: Mapping[str, Any], images: _Images) -> dict[str, Any]:
+    """The transcript's record of the images: refs (never bytes), why any are missing, each read, the status."""
+    setting = state.get("image_setting") or images.setting
+    refs = list(state.get("images") or images.prepared.refs)
+    reads = list(state.get("image_reads") or [])
+    return {
+        "setting": setting,
+        "refs": refs,
+        "missing": list(images.prepared.missing),
+        "reads": reads,
+        "status": image_status(images.prepared, reads, setting=setting, has_reader=images.has_reader),
+    }
+
+
+@dataclass
+class _Images:
+    """The images of one consultation as run: the lookup the graph reads through, and what the transcript says."""
+
+    setting: ImageSetting
+    prepared: CaseImages
+    lookup: StoreImageLookup | None
+    has_reader: bool  # an imaging model or a triage classifier
+
+
+def _image_options(setup: ConsultationSetup, saved: Mapping[str, Any]) -> tuple[ImageSetting, list[str], Path | None,
+                                                                               bool]:
+    """The image setting, sources, folder and download rule: the setup's, or on resume the ones it started with."""
+    origin = (saved.get("origin") or {}).get("images") if saved else None
+    if not isinstance(origin, Mapping):
+        return setup.image_setting, list(setup.image_sources), setup.image_dir, setup.download_images
+    setting = saved.get("image_setting") or origin.get("setting") or setup.image_setting
+    image_dir = origin.get("image_dir")
+    return (setting, [str(s) for s in origin.get("sources") or []],
+            Path(image_dir) if image_dir else None, bool(origin.get("download", True)))
+
+
+async def _consultation_images(setup: ConsultationSetup, saved: Mapping[str, Any]) -> _Images:
+    """Store the case's images and build the graph's lookup over them (None when the case has no image at all).
+
+    A resumed consultation whose intake already ran keeps the images it started with: the refs in its state (the
+    store serves them by digest, or fetches their source again when its cache lost them) and the missing reasons in
+    its origin, so the doctor never meets an image it was not told about.
+    """
+    setting, sources, image_dir, download = _image_options(setup, saved)
+    if "images" in saved:
+        prepared = await _saved_images(setup.image_store, saved)
+    else:
+        prepared = await prepare_case_images(setup.case, setup.image_store, image_dir=image_dir,
+                                             extra_sources=sources, download=download)
+    model = setup.models.get("imaging")
+    # A triage classifier alone can answer a read too (scores for the doctor's diagnoses), so it counts as a reader.
+    has_reader = model is not None or setup.image_classifier is not None
+    if not prepared.expected:
+        return _Images(setting, prepared, None, has_reader)
+    reader = ImageReader(model) if model is not None else None
+    triage = None
+    if setup.image_classifier is not None:
+        triage = ImageTriage(setup.image_classifier, model=setup.specs.get("triage"))
+    # The modality comes from what the doctor may see (the objective) and the image categories, never from the
+    # diagnosis or the answer options, which stay with the judge.
+    modality = modality_for(setup.case.image_types, setup.case.objective)
+    # Without a store nothing could be stored, so there are no refs and the lookup never loads: it only reports
+    # why each expected image is missing.
+    lookup = StoreImageLookup(setup.image_store, prepared.refs, reader,  # type: ignore[arg-type]
+                              modality=modality, missing=prepared.missing, triage=triage)
+    return _Images(setting, prepared, lookup, has_reader)
+
+
+async def _saved_images(store: ImageStore | None, saved: Mapping[str, Any]) -> CaseImages:
+    """The images a consultation started with, from its checkpoint: each saved ref the store still holds (or can
+    fetch again with the same digest), and the reasons saved in its origin for those it never had."""
+    origin = (saved.get("origin") or {}).get("images") or {}
+    result = CaseImages(missing=[str(m) for m in origin.get("missing") or []], expected=True)
+    for ref in saved.get("images") or []:
+        if store is None:
+            result.missing.append(f"{ref['id']}: {ref['source']}: no image store is configured to hold it")
+            continue
+        try:
+            store.load(ref)
+        except (ImageError, OSError):
+            try:
+                again = await store.add(ref["source"], image_id=ref["id"])
+            except (ImageError, OSError) as exc:
+                result.missing.append(f"{ref['id']}: no longer in the image cache, and fetching it again failed: {exc}")
+                continue
+            if again["sha256"] != ref["sha256"]:
+                result.missing.append(f"{ref['id']}: {ref['source']} now holds different bytes (sha256 "
+                                      f"{again['sha256']}, the consultation started with {ref['sha256']})")
+                continue
+        result.refs.append(ref)  # type: ignore[arg-type]
+    return result
 
 
 async def _stream(
@@ -191,7 +322,8 @@ async def _stream(
 
 
 async def _transcript(
-    setup: ConsultationSetup, state: Mapping[str, Any], thread_id: str, environment_mode: str, wall: float
+    setup: ConsultationSetup, state: Mapping[str, Any], thread_id: str, environment_mode: str, wall: float,
+    images: _Images,
 ) -> dict[str, Any]:
     case = setup.case
     diagnosis = state.get("final_diagnosis")
@@ -223,6 +355,7 @@ async def _transcript(
         "findings": state.get("findings", []),
         "differentials": state.get("differentials", []),
         "tests_ordered": state.get("tests_ordered", []),
+        "images": _images_block(state, images),
         "outcome": {
             "final_diagnosis": diagnosis,
             "ended_by": state.get("ended_by"),
@@ -232,6 +365,6 @@ async def _transcript(
         },
         "verdict": score.verdict,
         "rubric": score.rubric,
-        "totals": totals_of(dialogue, score.judge_usage),
+        "totals": totals_of(dialogue, score.judge_usage, list(state.get("image_reads") or [])),
         "wall_seconds": round(wall, 3),
     }

@@ -1,8 +1,9 @@
 """Transcripts of finished consultations: one JSON document (for programs) and one Markdown page (for people).
 
 The JSON holds everything needed to audit a consultation: the case, which model played each role, every turn with
-its action, tokens and seconds, the findings with their sources, the differential over time, the final diagnosis,
-the judge's verdict and the totals. Secrets never reach it: model specs are written, API keys are not.
+its action, tokens and seconds, the findings with their sources, the differential over time, the images (refs with
+their sha256 digests, why any were missing, each read and the image status), the final diagnosis, the judge's verdict
+and the totals. Secrets and image bytes never reach it: model specs are written, API keys are not.
 """
 
 from __future__ import annotations
@@ -19,15 +20,25 @@ from typing import Any
 TRANSCRIPT_VERSION = 1
 
 _ROLE_OF_SPEAKER = {"doctor": "reasoning", "patient": "patient", "measurement": "measurement",
-                    "clinician": "clinician", "record": "record"}
+                    "clinician": "clinician", "record": "record", "imaging": "imaging"}
 
 
-def totals_of(dialogue: list[Mapping[str, Any]], judge_usage: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Tokens, seconds and calls summed per role, and the counts of questions and tests."""
+def totals_of(
+    dialogue: list[Mapping[str, Any]],
+    judge_usage: Mapping[str, Any] | None,
+    image_reads: list[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Tokens, seconds and calls summed per role, and the counts of questions, tests and image requests.
+
+    With ``image_reads`` (the graph's read entries) the imaging role is counted from them: a read made at intake
+    has no dialogue entry, and a read the doctor asked for has both, so counting the dialogue would miss or double.
+    """
     per_role: dict[str, dict[str, float]] = defaultdict(
         lambda: {"input_tokens": 0, "output_tokens": 0, "seconds": 0.0, "calls": 0}
     )
-    for entry in dialogue:
+    usage = [entry for entry in dialogue if image_reads is None or entry["role"] != "imaging"]
+    usage += [{**read, "role": "imaging"} for read in image_reads or []]
+    for entry in usage:
         role = _ROLE_OF_SPEAKER.get(entry["role"], entry["role"])
         bucket = per_role[role]
         bucket["input_tokens"] += entry.get("input_tokens", 0) or 0
@@ -44,6 +55,7 @@ def totals_of(dialogue: list[Mapping[str, Any]], judge_usage: Mapping[str, Any] 
         "questions": sum(1 for e in doctor_turns if e.get("action") == "ask"),
         "tests": sum(1 for e in doctor_turns if e.get("action") == "test"),
         "record_lookups": sum(1 for e in doctor_turns if e.get("action") == "record"),
+        "image_requests": sum(1 for e in doctor_turns if e.get("action") == "image"),
         "degraded_turns": sum(1 for e in doctor_turns if e.get("degraded")),
         "input_tokens": int(sum(b["input_tokens"] for b in per_role.values())),
         "output_tokens": int(sum(b["output_tokens"] for b in per_role.values())),
@@ -92,6 +104,39 @@ def _rubric_lines(rubric: Mapping[str, Any] | None) -> list[str]:
     return [f"- **Rubric:** {total if total is not None else '?'}/5, {verdict} ({scores or rubric.get('method')})"]
 
 
+IMAGE_STATUS_TEXT = {
+    None: "the case has no image",
+    "read": "read by the imaging model",
+    "not_requested": "available, but the doctor never asked for a read",
+    "unavailable": "image unavailable: the consultation ran without it",
+    "no_reader": "available, but no imaging model was configured",
+    "failed": "every read failed",
+}
+
+
+def _image_lines(images: Any) -> list[str]:
+    """The images section: each ref by id, source and digest (never bytes), what was missing, and every read."""
+    if not isinstance(images, Mapping) or not (images.get("refs") or images.get("missing") or images.get("reads")):
+        return []
+    status = images.get("status")
+    lines = ["## Images", "", f"- **Status:** {status or 'none'} ({IMAGE_STATUS_TEXT.get(status, '?')})",
+             f"- **Setting:** {images.get('setting')}"]
+    for ref in images.get("refs") or []:
+        if isinstance(ref, Mapping):
+            lines.append(f"- `{ref.get('id')}`: {ref.get('source')} ({ref.get('media_type')}, {ref.get('width')}x"
+                         f"{ref.get('height')}, sha256 `{ref.get('sha256')}`)")
+    lines += [f"- **Missing:** {reason}" for reason in images.get("missing") or []]
+    reads = [r for r in images.get("reads") or [] if isinstance(r, Mapping)]
+    if reads:
+        lines += ["", "| turn | image | status | sources | question |", "|---|---|---|---|---|"]
+        for read in reads:
+            question = str(read.get("question") or "").replace("|", "\\|").replace("\n", " ")
+            sources = ", ".join(str(s) for s in read.get("sources") or [])
+            lines.append(f"| {read.get('turn')} | {read.get('image_id')} | {read.get('status')} | {sources} | "
+                         f"{question} |")
+    return [*lines, ""]
+
+
 def render_markdown(t: Mapping[str, Any]) -> str:
     """A readable page: the case, the dialogue turn by turn, the differential, the outcome and the totals."""
     lines = [f"# Consultation {t.get('thread_id', '')}", ""]
@@ -113,6 +158,7 @@ def render_markdown(t: Mapping[str, Any]) -> str:
         summary = t["record_summary"]
         fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", summary)), default=0))
         lines += [f"## Health record summary ({t.get('record')})", "", f"{fence}text", summary, fence, ""]
+    lines += _image_lines(t.get("images"))
     lines += ["## Dialogue", ""]
     for entry in t.get("dialogue", []):
         who = entry["role"].capitalize()

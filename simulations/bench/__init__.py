@@ -2,7 +2,9 @@
 
 ``make_plan(cases, protocol=..., models=...)`` checks the choices; ``await run_benchmark(plan, run_dir, role_models,
 RunOptions(...))`` runs every unfinished attempt into a run directory (``config.json``, ``results.jsonl``,
-``transcripts/``); ``write_report(run_dir)`` and ``compare_runs(a, b)`` read it back.
+``transcripts/``); ``write_report(run_dir)`` and ``compare_runs(a, b)`` read it back. Image cases (NEJM) take an
+``imaging`` model among the role models, ``make_plan(..., image_setting="start"|"request")`` and the run's image
+store and folder in ``RunOptions``; each result says what became of the case's image (``image_status``).
 """
 
 from simulations.bench.compare import Comparison, compare_runs, render_comparison

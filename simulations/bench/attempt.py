@@ -2,8 +2,13 @@
 
 Every role's chat model is wrapped once per run (``RunModel``) and every attempt runs through one compiled graph;
 within an attempt's ``attempt_scope`` the attempt's seed goes with each call, identical calls are served from the
-run's cache, each endpoint's concurrency limit is respected, and a model failure is recorded. An attempt whose consultation raised, or whose models failed on the way (the doctor degrades rather than
-raise, so its failures are read from the wrappers), is an error result: kept with its reason and retried on resume.
+run's cache, each endpoint's concurrency limit is respected, and a model failure is recorded. An attempt whose
+consultation raised, or whose models failed on the way (the doctor degrades rather than raise, so its failures are
+read from the wrappers), is an error result: kept with its reason and retried on resume.
+
+The imaging model is a role like the others (wrapped, cached, limited); the run's image store, image folder and
+optional triage classifier are shared by every attempt. An image that cannot be had is not an error: the attempt
+runs and its result says "unavailable".
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
+from agents.imaging import ImageClassifier
 from graphs.consultation import build_consultation_graph
 from simulations.bench.callcache import CallCache
 from simulations.bench.models import AttemptCalls, EndpointLimits, RunModel, attempt_scope
@@ -36,13 +43,15 @@ from simulations.bench.records import (
 )
 from simulations.leaks import leaking_findings
 from simulations.session import ConsultationSetup, run_consultation
+from tools.images import ImageStore
 
 logger = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 2000
 
 
 class AttemptContext:
-    """What every attempt of one run shares: the wrapped role models, one compiled graph and its checkpointer."""
+    """What every attempt of one run shares: the wrapped role models, one compiled graph and its checkpointer, and
+    where case images come from (the store that fetches and caches them, a folder of case images, a triage model)."""
 
     def __init__(
         self,
@@ -52,18 +61,31 @@ class AttemptContext:
         limits: EndpointLimits,
         cache: CallCache | None = None,
         checkpointer: BaseCheckpointSaver | None = None,
+        *,
+        image_store: ImageStore | None = None,
+        image_dir: Path | None = None,
+        download_images: bool = True,
+        image_classifier: ImageClassifier | None = None,
     ) -> None:
         self.plan = plan
         self.run_id = run_id
         self.cache = cache
+        self.image_store = image_store
+        self.image_dir = image_dir
+        self.download_images = download_images
+        self.image_classifier = image_classifier
         config = plan.config
+        if config.models.get("triage") and image_classifier is None:
+            raise ValueError(f"the run names a triage model ({config.models['triage']}) but none was built: pass "
+                             "image_classifier")
         self.models: dict[str, BaseChatModel] = {
             role: RunModel(
                 inner=role_models[role], spec=spec, role=role, temperature=config.temperature,
                 call_cache=cache, limiter=limits.semaphore(spec),
             )
             for role, spec in config.models.items()
-            if role in role_models
+            # The triage classifier is no chat model: it comes as image_classifier.
+            if role in role_models and role != "triage"
         }
         # Attempts are redone whole after a crash, so by default checkpoints live in memory only as long as their
         # attempt; a shared store (Redis) keeps them, under its own expiry, for inspection from anywhere.
@@ -102,6 +124,11 @@ async def run_attempt(ctx: AttemptContext, attempt: Attempt) -> AttemptOutcome:
         doctor_bias=doctor_bias,
         patient_bias=patient_bias,
         rubric=config.rubric,
+        image_store=ctx.image_store,
+        image_dir=ctx.image_dir,
+        image_setting=config.image_setting,
+        image_classifier=ctx.image_classifier,
+        download_images=ctx.download_images,
     )
     started_at, started = _now(), time.perf_counter()
     base = {
@@ -141,6 +168,7 @@ def result_from_transcript(base: Mapping[str, Any], transcript: Mapping[str, Any
     totals = transcript.get("totals") or {}
     verdict = transcript.get("verdict")
     rubric = transcript.get("rubric")
+    images = transcript.get("images") or {}
     error = None
     if calls.failure is not None:
         error = AttemptError(type=type(calls.failure).__name__, message="; ".join(calls.errors)[:MAX_ERROR_CHARS])
@@ -163,6 +191,8 @@ def result_from_transcript(base: Mapping[str, Any], transcript: Mapping[str, Any
         tests_ordered=[t.get("name", "") for t in transcript.get("tests_ordered", [])],
         leak=bool(outcome.get("leak")),
         leak_sources=list(outcome.get("leak_sources", [])),
+        image_status=images.get("status"),
+        image_reads=len(images.get("reads") or []),
         usage={role: RoleUsage(**usage) for role, usage in (totals.get("per_role") or {}).items()},
         input_tokens=totals.get("input_tokens", 0),
         output_tokens=totals.get("output_tokens", 0),

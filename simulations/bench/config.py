@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,13 +59,16 @@ class RunConfig(BaseModel):
     case_ids: list[str]  # the selected cases, in run order
     biases: list[str] = Field(default_factory=lambda: [NO_BIAS])  # "none", "doctor:<name>", "patient:<name>"
     repeats: int = Field(1, ge=1)
-    models: dict[str, str]  # role -> spec (never credentials)
+    models: dict[str, str]  # role -> spec (never credentials); "imaging" and "triage" when images are read
     measurement_mode: str
     max_turns: int = Field(20, ge=1)
     seed: int = 0
     temperature: float = 0.0
     max_new_tokens: dict[str, int] = Field(default_factory=dict)  # per role
     rubric: bool = True  # the second (5-point) judge; the clinicflow protocol's default
+    # When a case's image is read: "start" (at intake, into the doctor's opening context) or "request" (when the
+    # doctor asks), AgentClinic-NEJM's two settings.
+    image_setting: Literal["start", "request"] = "request"
 
     def differences(self, other: RunConfig) -> list[tuple[str, Any, Any]]:
         """The fields whose values differ, as (field, this value, other value)."""
@@ -76,7 +79,7 @@ class RunConfig(BaseModel):
 class RunEnvironment(BaseModel):
     """Recorded beside the config, never compared: where and how the run was started (and last resumed)."""
 
-    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     python: str = Field(default_factory=lambda: sys.version.split()[0])
     platform: str = Field(default_factory=platform.platform)
     packages: dict[str, str] = Field(default_factory=lambda: package_versions())
@@ -84,6 +87,9 @@ class RunEnvironment(BaseModel):
     concurrency: int | None = None
     max_connections: int | None = None
     cache: str | None = None  # the model-call cache file, when one was used
+    # Where case images were looked for (--image-dir) and cached; the digests in the transcripts pin the bytes.
+    image_dir: str | None = None
+    image_cache: str | None = None
 
 
 def package_versions(names: tuple[str, ...] = RECORDED_PACKAGES) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Aggregates of a benchmark run: accuracy with confidence intervals, leaks, turns, tokens and cache use.
+"""Aggregates of a benchmark run: accuracy with confidence intervals, leaks, images, turns, tokens and cache use.
 
 Every proportion carries a 95% Wilson score interval (it behaves at 0 and at n, unlike the normal approximation);
 when cases were repeated, accuracy also gets a cluster bootstrap interval that resamples whole cases, because the
@@ -130,6 +130,14 @@ class GroupMetrics:
     upstream_judged: int = 0  # attempts with upstream's exact-"yes" verdict recorded
     upstream_correct: int = 0
     upstream_disagreements: int = 0  # attempts that rule would have scored differently
+    # Finished attempts per image status (cases with an image only; see simulations.case_images.image_status), and
+    # accuracy without the attempts whose image could not be had (they ran without the image they are about).
+    image_statuses: dict[str, int] = field(default_factory=dict)
+    image_reads: int = 0
+    judged_without_unavailable: int = 0
+    correct_without_unavailable: int = 0
+    accuracy_without_unavailable: float | None = None
+    accuracy_without_unavailable_ci: tuple[float, float] = (0.0, 1.0)
 
 
 @dataclass
@@ -188,6 +196,14 @@ def group_metrics(results: Sequence[AttemptResult], *, seed: int = 0) -> GroupMe
     g.cache_hits = sum(r.cache_hits for r in results)
     g.cache_misses = sum(r.cache_misses for r in results)
     g.cache_hit_rate = ratio(g.cache_hits, g.cache_hits + g.cache_misses)
+
+    g.image_statuses = dict(Counter(r.image_status for r in ok if r.image_status is not None))
+    g.image_reads = sum(r.image_reads for r in ok)
+    available = [r for r in judged if r.image_status != "unavailable"]
+    g.judged_without_unavailable = len(available)
+    g.correct_without_unavailable = sum(1 for r in available if r.correct)
+    g.accuracy_without_unavailable = ratio(g.correct_without_unavailable, g.judged_without_unavailable)
+    g.accuracy_without_unavailable_ci = wilson_interval(g.correct_without_unavailable, g.judged_without_unavailable)
 
     upstream = [r for r in judged if r.verdict is not None and r.verdict.upstream_correct is not None]
     g.upstream_judged = len(upstream)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from simulations.bench.config import DatasetRef, RunConfig
 from simulations.bench.records import NO_BIAS, attempt_key, parse_bias, transcript_name
+from simulations.case_images import IMAGE_SETTINGS
 from simulations.cases import Case
 from simulations.protocols import DEFAULT_MEASUREMENT_MODE, check_protocol, doctor_bias_names, patient_bias_names
 
@@ -73,8 +74,11 @@ def make_plan(
     rubric: bool | None = None,
     datasets: Sequence[DatasetRef] | None = None,
     max_new_tokens: Mapping[str, int] | None = None,
+    image_setting: str = "request",
 ) -> BenchPlan:
     """Check the choices and build the plan; ``None`` picks the protocol's default (measurement mode, rubric)."""
+    if image_setting not in IMAGE_SETTINGS:
+        raise ValueError(f"unknown image setting {image_setting!r}; choose one of: {', '.join(IMAGE_SETTINGS)}")
     protocol = check_protocol(protocol)
     if not cases:
         raise ValueError("no cases selected")
@@ -107,5 +111,6 @@ def make_plan(
         temperature=temperature,
         max_new_tokens=tokens,
         rubric=(protocol == "clinicflow") if rubric is None else rubric,
+        image_setting=image_setting,  # type: ignore[arg-type]
     )
     return BenchPlan(config=config, cases=list(cases))

@@ -121,6 +121,10 @@ class AttemptResult(BaseModel):
     leak: bool = False  # the correct diagnosis appeared in a test result the doctor was shown
     leak_sources: list[str] = Field(default_factory=list)
     case_leak_prone: bool = False  # the case's own exam or test data contains the diagnosis
+    # What became of the case's image (simulations.case_images.image_status; None: the case has none) and how many
+    # image reads the consultation made (any outcome). "unavailable" attempts ran without the image they are about.
+    image_status: str | None = None
+    image_reads: int = 0
     usage: dict[str, RoleUsage] = Field(default_factory=dict)  # per role: reasoning, patient, measurement, judge
     input_tokens: int = 0
     output_tokens: int = 0

@@ -69,6 +69,9 @@ def _header(run: LoadedRun, metrics: RunMetrics) -> list[Block]:
             ("Seed", str(c.seed)),
             ("Temperature", str(c.temperature)),
             ("Rubric judge", f"on ({len(RUBRIC_CRITERIA)} criteria, {RUBRIC_PASS}+ is correct)" if c.rubric else "off"),
+            *([("Images", (f"setting {c.image_setting}; folder {env.image_dir or 'none'}; "
+                           f"cache {env.image_cache or 'none'}"))]
+              if env.image_dir or env.image_cache or c.models.get("imaging") else []),
             ("Attempts", (f"{metrics.overall.attempts} recorded of {expected} planned "
                          f"({len(c.case_ids)} cases x {len(c.biases)} bias conditions x {c.repeats} repeats)")),
             ("Cache hit rate", cache),
@@ -127,6 +130,39 @@ def _leaks(g: GroupMetrics) -> list[Block]:
         ]),
         Plot("leaks", "Leak rate over finished attempts, and accuracy with and without the leaked attempts."),
     ]
+
+
+IMAGES_EXPLANATION = (
+    "Image status per finished attempt of a case with an image: 'read' (the imaging model read it), "
+    "'not_requested' (the doctor could ask for a read and never did), 'unavailable' (the image could not be had: "
+    "the attempt ran without it), 'no_reader' (no imaging model), 'failed' (every read failed). Unavailable "
+    "attempts are left out of the image-aware accuracy below."
+)
+
+
+def _images(run: LoadedRun, g: GroupMetrics) -> list[Block]:
+    if not g.image_statuses:
+        return []
+    rows: list[list[Cell]] = [[status, str(count)] for status, count in sorted(g.image_statuses.items())]
+    blocks: list[Block] = [
+        Heading("Images"),
+        Paragraph(IMAGES_EXPLANATION, "note"),
+        KeyValues([
+            ("Image setting", run.config.image_setting),
+            ("Imaging model", run.config.models.get("imaging") or "none"),
+            ("Image reads", str(g.image_reads)),
+            ("Accuracy without image-unavailable attempts", (
+                f"{percent(g.accuracy_without_unavailable)} ({g.correct_without_unavailable}/"
+                f"{g.judged_without_unavailable}, 95% CI "
+                f"{interval(g.accuracy_without_unavailable_ci, g.judged_without_unavailable)})")),
+        ]),
+        Table(["image status", "attempts"], rows),
+    ]
+    unavailable = g.image_statuses.get("unavailable", 0)
+    if unavailable:
+        blocks.append(Paragraph(f"{_plural(unavailable, 'attempt')} ran without the case's image (image "
+                                "unavailable): see each transcript for the reason.", "warning"))
+    return blocks
 
 
 def _turns_and_tokens(metrics: RunMetrics) -> list[Block]:
@@ -199,16 +235,18 @@ def _cases(run: LoadedRun, pages: dict[str, str]) -> list[Block]:
             f"{TRANSCRIPTS_DIR}/{pages[r.attempt]}.html" if r.attempt in pages else None)
         rubric = f"{r.rubric.total}/{len(RUBRIC_CRITERIA)}" if r.rubric and r.rubric.total is not None else "-"
         leak = "yes" if r.leak else ("prone" if r.case_leak_prone else "")
+        image = "" if r.image_status is None else f"{r.image_status} ({r.image_reads})"
         rows.append([r.attempt, r.dataset, r.bias, str(r.repeat), r.final_diagnosis or "-", r.correct_diagnosis,
-                     _verdict_word(r), rubric, str(r.turns), str(r.tests), leak,
+                     _verdict_word(r), rubric, str(r.turns), str(r.tests), leak, image,
                      f"{r.input_tokens + r.output_tokens:,}", link])
         classes.append(_verdict_word(r))
     return [
         Heading("Cases"),
         Paragraph("One row per attempt (the latest result of each). Leak: 'yes' when the doctor was shown the "
-                  "diagnosis, 'prone' when the case's data contains it but it was not shown.", "note"),
+                  "diagnosis, 'prone' when the case's data contains it but it was not shown. Image: the image "
+                  "status and, in brackets, the image reads made (empty for a case without an image).", "note"),
         Table(["attempt", "dataset", "bias", "repeat", "final diagnosis", "correct diagnosis", "verdict", "rubric",
-               "turns", "tests", "leak", "tokens", "transcript"], rows, id="cases", row_classes=classes),
+               "turns", "tests", "leak", "image", "tokens", "transcript"], rows, id="cases", row_classes=classes),
     ]
 
 
@@ -220,7 +258,8 @@ def build_document(run: LoadedRun, metrics: RunMetrics, pages: dict[str, str],
         *_header(run, metrics), *_headline(g),
         Heading("Per dataset"), _group_table("dataset", metrics.by_dataset),
         Heading("Per bias condition"), _group_table("bias", metrics.by_bias),
-        *_leaks(g), *_turns_and_tokens(metrics), *_upstream(run, g), *_errors(run.results, problems),
+        *_leaks(g), *_images(run, g), *_turns_and_tokens(metrics), *_upstream(run, g),
+        *_errors(run.results, problems),
         *_cases(run, pages),
     ]
 

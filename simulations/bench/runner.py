@@ -5,6 +5,9 @@ rest on ``concurrency`` asyncio workers. Each model endpoint has its own limit (
 one GPU server never exceed what it was given, and a local model is used by one call at a time. A finished attempt
 writes its transcript, then its result line; Ctrl-C or a kill loses only the attempts in flight, which the next run
 redoes. Errors are results too (with their reason; their tracebacks go to ``errors.log``) and are retried on resume.
+
+Case images go through one image store per run: ``RunOptions.image_store``, or, when a case has an image (a URL, or
+a file in ``image_dir``) and none was given, a store under ``RUN_DIR/images`` so every image is fetched once.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 
+from agents.imaging import ImageClassifier
 from graphs.checkpointers import open_checkpointer
 from simulations.bench.attempt import AttemptContext, AttemptOutcome, run_attempt
 from simulations.bench.callcache import open_call_cache
@@ -30,8 +34,11 @@ from simulations.bench.models import EndpointLimits
 from simulations.bench.plan import Attempt, BenchPlan
 from simulations.bench.records import AttemptResult
 from simulations.bench.rundir import RunDir
+from simulations.case_images import local_image_for
+from tools.images import ImageStore
 
 ERRORS_LOG = "errors.log"
+IMAGES_DIR = "images"  # the run's own image cache when no store is given
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@")
 
 
@@ -49,6 +56,13 @@ class RunOptions:
     # a SQLite path) keeps them, expiring after checkpoint_ttl_minutes (Redis) when given.
     checkpointer: str | None = None
     checkpoint_ttl_minutes: float | None = None
+    # Case images: the store that fetches and caches them (None: RUN_DIR/images when a case has an image), a folder
+    # of case images by name (``--image-dir``), whether a case image that is only a URL may be downloaded, and the
+    # built triage classifier when the plan names a "triage" model.
+    image_store: ImageStore | None = None
+    image_dir: Path | None = None
+    download_images: bool = True
+    image_classifier: ImageClassifier | None = None
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "max_connections", "local_connections"):
@@ -102,13 +116,19 @@ async def run_benchmark(
     """Run (or resume) ``plan`` in ``run_dir`` with the built chat model of each role; see the module docstring."""
     started = time.perf_counter()
     emit = on_event or (lambda _event: None)
+    image_root = options.image_store.root if options.image_store is not None else (
+        Path(run_dir) / IMAGES_DIR if _needs_images(plan, options.image_dir) else None)
     environment = RunEnvironment(
         concurrency=options.concurrency,
         max_connections=options.max_connections,
         cache=_redact_credentials(str(options.cache_path)) if options.cache_path else None,
         command=[_redact_credentials(arg) for arg in sys.argv],
+        image_dir=str(options.image_dir) if options.image_dir is not None else None,
+        image_cache=str(image_root) if image_root is not None else None,
     )
     with RunDir.open(Path(run_dir), plan.config, environment, force_new=options.force_new) as directory:
+        # Built once the directory is ours: a refused run leaves nothing behind.
+        image_store = options.image_store or (ImageStore(image_root) if image_root is not None else None)
         earlier = directory.load_results().latest
         done = directory.finished()
         attempts = plan.attempts()
@@ -127,6 +147,8 @@ async def run_benchmark(
                 context = AttemptContext(
                     plan, directory.run_id, role_models,
                     EndpointLimits(options.max_connections, options.local_connections), cache, saver,
+                    image_store=image_store, image_dir=options.image_dir, download_images=options.download_images,
+                    image_classifier=options.image_classifier,
                 )
                 await _run_all(context, directory, todo, options.concurrency, summary, emit)
         finally:
@@ -138,6 +160,12 @@ async def run_benchmark(
     summary.judged, summary.correct = len(judged), sum(bool(r.correct) for r in judged)
     summary.wall_seconds = time.perf_counter() - started
     return summary
+
+
+def _needs_images(plan: BenchPlan, image_dir: Path | None) -> bool:
+    """Whether some case of the plan has an image: a URL, or a file named for it in ``image_dir``."""
+    return any(case.image_url or (image_dir is not None and local_image_for(case, image_dir) is not None)
+               for case in plan.cases)
 
 
 def _redact_credentials(text: str) -> str:

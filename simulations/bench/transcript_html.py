@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+from simulations.transcript import IMAGE_STATUS_TEXT
+
 __all__ = ["render_transcript_html"]
 
 CSS = """
@@ -22,6 +24,7 @@ dd { margin: 0; overflow-wrap: anywhere; }
 .turn.doctor { border-color: #1e88e5; background: #e3f2fd; }
 .turn.patient { border-color: #43a047; background: #e8f5e9; }
 .turn.measurement { border-color: #fb8c00; background: #fff3e0; } .turn.clinician { border-color: #8e24aa; }
+.turn.imaging { border-color: #00897b; background: #e0f2f1; }
 .turn .who { font-weight: 600; } .turn .meta { color: #607d8b; font-size: 12px; }
 .turn .text { white-space: pre-wrap; margin: 4px 0; } .degraded { color: #c62828; }
 table { border-collapse: collapse; font-size: 13px; } th, td { border: 1px solid #cfd8dc; padding: 3px 8px; }
@@ -83,7 +86,7 @@ def _dialogue(t: Mapping[str, Any]) -> str:
         meta = (f"{_e(entry.get('input_tokens', 0))} prompt + {_e(entry.get('output_tokens', 0))} completion tokens, "
                 f"{_num(entry.get('seconds', 0.0))} s" + (f", {_e(entry.get('model'))}" if entry.get("model") else ""))
         degraded = ' <span class="degraded">(degraded: the reply was unusable)</span>' if entry.get("degraded") else ""
-        css = role if role in ("doctor", "patient", "measurement", "clinician") else "other"
+        css = role if role in ("doctor", "patient", "measurement", "clinician", "imaging") else "other"
         parts.append(f'<div class="turn {css}"><span class="who">Turn {_e(entry.get("turn", "?"))} · '
                      f"{_e(role.capitalize())}{action}</span>{degraded} <span class=\"meta\">{meta}</span>"
                      f'<div class="text">{_e(entry.get("text", ""))}</div></div>')
@@ -124,8 +127,36 @@ def _totals(t: Mapping[str, Any]) -> str:
     return line + table
 
 
+def _images(t: Mapping[str, Any]) -> str:
+    """The case's images by id, source and sha256 (a transcript never holds bytes), what was missing, each read."""
+    images = _map(t.get("images"))
+    refs, reads = _list(images.get("refs")), _list(images.get("reads"))
+    missing = [str(m) for m in images.get("missing") or []] if isinstance(images.get("missing"), list) else []
+    if not (refs or reads or missing):
+        return ""
+    status = images.get("status")
+    meaning = IMAGE_STATUS_TEXT.get(status, "?") if isinstance(status, str | None) else "?"
+    parts = [(f"<h2>Images</h2><p>Status: <b>{_e(status or 'none')}</b> ({_e(meaning)}); "
+              f"setting: {_e(images.get('setting'))}</p>")]
+    if refs:
+        rows = "".join(f"<tr><td>{_e(r.get('id'))}</td><td>{_e(r.get('source'))}</td><td>{_e(r.get('media_type'))}"
+                       f"</td><td>{_e(r.get('width'))}x{_e(r.get('height'))}</td><td><code>{_e(r.get('sha256'))}"
+                       "</code></td></tr>" for r in refs)
+        parts.append("<table><tr><th>image</th><th>source</th><th>type</th><th>size</th><th>sha256</th></tr>"
+                     f"{rows}</table>")
+    if missing:
+        parts.append("<p>Missing:</p><ul>" + "".join(f"<li>{_e(m)}</li>" for m in missing) + "</ul>")
+    if reads:
+        rows = "".join(f"<tr><td>{_e(r.get('turn'))}</td><td>{_e(r.get('image_id'))}</td><td>{_e(r.get('status'))}"
+                       f"</td><td>{_e(', '.join(str(s) for s in r.get('sources') or []))}</td>"
+                       f"<td>{_e(r.get('question'))}</td></tr>" for r in reads)
+        parts.append("<table><tr><th>turn</th><th>image</th><th>status</th><th>sources</th><th>question</th></tr>"
+                     f"{rows}</table>")
+    return "".join(parts)
+
+
 def render_transcript_html(transcript: Mapping[str, Any]) -> str:
-    """A standalone page for one transcript: case, models, protocol, dialogue, findings, outcome and totals."""
+    """A standalone page for one transcript: case, models, protocol, images, dialogue, findings, outcome, totals."""
     t = transcript
     case, outcome = _map(t.get("case")), _map(t.get("outcome"))
     title = f"Consultation {t.get('attempt') or case.get('id') or t.get('thread_id') or ''}".strip()
@@ -149,7 +180,7 @@ def render_transcript_html(transcript: Mapping[str, Any]) -> str:
     )
     body = (
         f'<p><a href="../report.html">&larr; report</a></p><h1>{_e(title)}</h1>{header}'
-        f"<h2>Objective</h2><p>{_e(case.get('objective', ''))}</p>"
+        f"<h2>Objective</h2><p>{_e(case.get('objective', ''))}</p>{_images(t)}"
         f"<h2>Dialogue</h2>{_dialogue(t)}<h2>Findings</h2>{_findings(t)}"
         f"<h2>Last differential</h2>{_differential(t)}<h2>Outcome</h2>{outcome_html}{_rubric(t)}"
         f"<h2>Totals</h2>{_totals(t)}"

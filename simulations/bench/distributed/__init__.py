@@ -21,7 +21,7 @@ from simulations.bench.distributed.app import (
 )
 from simulations.bench.distributed.export import ExportSummary, export_run
 from simulations.bench.distributed.store import QueueError, RunRecord, RunStatus, RunStore, WorkerStats
-from simulations.bench.distributed.worker import ModelFactory, WorkerRuntime, run_worker, worker_name
+from simulations.bench.distributed.worker import ModelFactory, WorkerImages, WorkerRuntime, run_worker, worker_name
 
 __all__ = [
     "DEFAULT_VISIBILITY_TIMEOUT_S",
@@ -31,6 +31,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "RunStore",
+    "WorkerImages",
     "WorkerRuntime",
     "WorkerStats",
     "enqueue",

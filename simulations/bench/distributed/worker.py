@@ -8,7 +8,10 @@ runner's throughput. One loop also means one ``AttemptContext`` per run: one com
 limits (``--max-connections`` per server, as locally), and the chat models built once per process.
 
 The models come from an injected ``ModelFactory`` (the top layer builds them from the run's specs and its own
-settings), so this package never reads configuration.
+settings), so this package never reads configuration. Case images come from the worker's own image store and image
+folder (``WorkerImages``, from the worker machine's settings: the enqueuing machine's paths mean nothing here); a
+worker given none marks every case image "unavailable" rather than running text-only. A run that names a triage
+model needs ``WorkerImages.classifier_factory``.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from celery import Celery
 from langchain_core.language_models import BaseChatModel
 
+from agents.imaging import ImageClassifier
 from simulations.bench.attempt import AttemptContext, AttemptOutcome, run_attempt
 from simulations.bench.callcache import CallCache, open_call_cache
 from simulations.bench.config import RunConfig
@@ -30,11 +36,23 @@ from simulations.bench.distributed.app import DEFAULT_VISIBILITY_TIMEOUT_S, QUEU
 from simulations.bench.distributed.store import RunRecord, RunStore
 from simulations.bench.models import EndpointLimits
 from simulations.bench.plan import Attempt
+from tools.images import ImageStore
 
-__all__ = ["ModelFactory", "WorkerRuntime", "register_task", "run_worker", "worker_name"]
+__all__ = ["ModelFactory", "WorkerImages", "WorkerRuntime", "register_task", "run_worker", "worker_name"]
 
 logger = logging.getLogger(__name__)
 ModelFactory = Callable[[RunConfig], Mapping[str, BaseChatModel]]
+
+
+@dataclass(frozen=True)
+class WorkerImages:
+    """Where this worker finds case images: its store (None: every case image is "unavailable"), its image folder,
+    whether a URL-only image may be downloaded, and how to build a run's triage classifier (from its config)."""
+
+    store: ImageStore | None = None
+    image_dir: Path | None = None
+    download: bool = True
+    classifier_factory: Callable[[RunConfig], ImageClassifier | None] | None = None
 
 
 def worker_name() -> str:
@@ -45,10 +63,12 @@ def worker_name() -> str:
 class WorkerRuntime:
     """What one worker process keeps between tasks: run records, built models, caches and per-thread contexts."""
 
-    def __init__(self, queue_url: str, model_factory: ModelFactory, *, worker: str | None = None) -> None:
+    def __init__(self, queue_url: str, model_factory: ModelFactory, *, worker: str | None = None,
+                 images: WorkerImages | None = None) -> None:
         self.store = RunStore(queue_url)
         self.model_factory = model_factory
         self.worker = worker or worker_name()
+        self.images = images or WorkerImages()
         self._lock = threading.Lock()
         self._records: dict[str, RunRecord] = {}
         self._attempts: dict[str, dict[str, Attempt]] = {}
@@ -93,9 +113,14 @@ class WorkerRuntime:
         context = self._contexts.get(record.run_id)
         if context is None:
             limits = EndpointLimits(record.max_connections, record.local_connections)
+            images = self.images
+            classifier = None
+            if record.plan.config.models.get("triage") and images.classifier_factory is not None:
+                classifier = images.classifier_factory(record.plan.config)
             context = self._contexts[record.run_id] = AttemptContext(
                 record.plan, record.run_id, self._built_models(record.plan.config), limits,
-                self._cache(record.cache_url))
+                self._cache(record.cache_url), image_store=images.store, image_dir=images.image_dir,
+                download_images=images.download, image_classifier=classifier)
         return context
 
     async def _attempt(self, record: RunRecord, attempt: Attempt) -> AttemptOutcome:
@@ -141,13 +166,14 @@ def run_worker(
     concurrency: int = 4,
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT_S,
     loglevel: str = "INFO",
+    images: WorkerImages | None = None,
 ) -> None:
     """Serve the queue until stopped (Ctrl-C or SIGTERM finish the tasks in flight; SIGKILL loses nothing either,
     the tasks are delivered again). A queue URL pointing at nothing raises ``QueueError`` within seconds."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     name = worker_name()
-    runtime = WorkerRuntime(queue_url, model_factory, worker=name)
+    runtime = WorkerRuntime(queue_url, model_factory, worker=name, images=images)
     runtime.store.ping()
     app = make_celery_app(queue_url, visibility_timeout=visibility_timeout)
     register_task(app, runtime)
