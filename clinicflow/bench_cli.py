@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -11,8 +13,9 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from clinicflow.errors import user_facing
 from clinicflow.logs import configure_logging
-from clinicflow.settings import Settings
+from clinicflow.settings import IMAGE_ROLE, TRIAGE_ROLE, Settings
 from clinicflow.terminal import console, err, fail, run_async
 
 bench_app = typer.Typer(help="Benchmark runs over AgentClinic-style datasets: run, report, compare.",
@@ -94,15 +97,25 @@ def run(
     queue: Annotated[str | None, typer.Option(help="Distribute the run: enqueue one task per attempt on this Redis (redis://HOST:PORT/DB) for `clinicflow bench worker`s, and return.")] = None,
     follow: Annotated[bool, typer.Option("--follow", help="With --queue: wait, showing progress, and export the run directory when every attempt has a result.")] = False,
     run_id: Annotated[str | None, typer.Option(help="With --queue: the run's id. [default: the run directory's name, so the same command re-enqueues only unfinished attempts]")] = None,
+    imaging: Annotated[Optional[str], typer.Option(help="The image reader's model spec (hf:google/medgemma-4b-it, or openai:google/medgemma-4b-it@http://gpu-box:8000/v1); none: images are marked no_reader. [default: settings models.imaging, else none]", show_default=False)] = None,
+    image_dir: Annotated[Optional[Path], typer.Option(help="A folder of NEJM case images named by case (nejm-0003.jpg, IC20240111.jpg or 3.jpg), used before the case's URL. [default: settings images.image_dir]", show_default=False)] = None,
+    image_setting: Annotated[Optional[str], typer.Option(help="start (every image read at intake, into the doctor's opening context) or request (read when the doctor asks): AgentClinic-NEJM's two settings. [default: settings images.setting, else request]", show_default=False)] = None,
+    triage: Annotated[Optional[str], typer.Option(help="A zero-shot classifier spec (hf:google/medsiglip-448) whose scores over the differential are added to each read; needs --imaging. [default: settings images.triage]", show_default=False)] = None,
+    download: Annotated[Optional[bool], typer.Option("--download/--no-download", help="Fetch a case's image from its URL when --image-dir has no file for it. [default: settings images.download, else on]", show_default=False)] = None,
 ) -> None:
     """Run every case attempt of a dataset; running the same command again resumes where it stopped."""
     from clinicflow import bench_wiring, wiring
     from graphs.checkpointers import is_redis_url
     from simulations.bench import RunOptions, run_benchmark, write_report
 
-    settings = _settings({"max_turns": max_turns, "temperature": temperature, "seed": seed})
-    specs = wiring.role_specs(settings, {"reasoning": reasoning, "patient": patient,
-                                         "measurement": measurement, "judge": judge})
+    images = {k: v for k, v in {"image_dir": image_dir, "setting": image_setting, "download": download}.items()
+              if v is not None}
+    settings = _settings({"max_turns": max_turns, "temperature": temperature, "seed": seed, "images": images or None})
+    specs = bench_wiring.run_specs(settings, {"reasoning": reasoning, "patient": patient, "measurement": measurement,
+                                              "judge": judge, IMAGE_ROLE: imaging, TRIAGE_ROLE: triage})
+    if TRIAGE_ROLE not in specs and wiring.triage_spec(settings, triage):
+        err.print("[yellow]note:[/] triage scores are added to image reads, and there is no image reader "
+                  "(--imaging): triage is off.")
     choices = bench_wiring.BenchChoices(
         datasets=dataset, protocol=protocol, data_dir=data_dir, limit=limit, cases=cases, repeats=repeats,
         biases=bias or ["none"], measurement_mode=measurement_mode, rubric=rubric, skip_bad=skip_bad,
@@ -123,10 +136,13 @@ def run(
         # would otherwise fill up with every attempt of every run.
         checkpointer=checkpointer or (settings.checkpointer if is_redis_url(settings.checkpointer or "") else None),
         checkpoint_ttl_minutes=settings.checkpoint_ttl_minutes,
+        image_store=bench_wiring.image_store_for(settings, plan),
+        image_dir=settings.images.image_dir,
+        download_images=settings.images.download,
     )
     config = plan.config
-    if any(d.name.startswith("nejm") for d in datasets):
-        err.print("[yellow]note:[/] NEJM cases run text-only for now: their images are not sent to the doctor.")
+    for note in bench_wiring.image_notes(settings, plan, datasets):
+        err.print(f"[yellow]note:[/] {escape(note)}")
     console.print(Panel(
         f"[bold]Run directory:[/] {escape(str(target))}\n"
         f"[bold]Protocol:[/] {config.protocol}  [bold]measurement:[/] {config.measurement_mode}  "
@@ -135,7 +151,10 @@ def run(
         f"{config.repeats} repeat(s) x {len(config.biases)} bias condition(s) = {len(plan.attempts())} attempts\n"
         + "\n".join(f"[dim]{role}: {escape(spec)}[/]" for role, spec in config.models.items())
         + f"\n[dim]concurrency {options.concurrency}, {options.max_connections} calls per server; seed "
-          f"{config.seed}, temperature {config.temperature}; cache {'on' if options.cache_path else 'off'}[/]",
+          f"{config.seed}, temperature {config.temperature}; cache {'on' if options.cache_path else 'off'}[/]"
+        + (f"\n[dim]images: read {'at intake' if config.image_setting == 'start' else 'on request'}"
+           f"{'' if IMAGE_ROLE in config.models else ' (no reader: marked no_reader)'}; cache "
+           f"{escape(str(options.image_store.root))}[/]" if options.image_store is not None else ""),
         title="clinicflow bench run", expand=False,
     ))
     if queue:
@@ -143,7 +162,16 @@ def run(
         return
     if follow:
         fail("--follow goes with --queue", 2)
-    models = bench_wiring.build_models(settings, specs)
+    with console.status("Preparing models (the first run converts the embedded model once)..."):
+        try:
+            models = bench_wiring.build_models(settings, specs)
+            classifier = bench_wiring.build_classifier(specs)
+        except Exception as exc:
+            message = user_facing(exc)
+            if message is None:
+                raise
+            fail(message)
+    options = dataclasses.replace(options, image_classifier=classifier)
     live = _Live()
 
     async def main() -> Any:
@@ -171,6 +199,15 @@ def _print_summary(summary: Any) -> None:
     table.add_row(str(summary.planned), str(summary.skipped), str(summary.finished), str(summary.errors),
                   accuracy, f"{summary.wall_seconds:.1f} s", hits)
     console.print(table)
+    statuses = Counter(r.image_status for r in summary.results if r.image_status)
+    if statuses:
+        # Attempts whose image could not be had are not image-aware results: give the accuracy without them too.
+        seen = [r for r in summary.results if r.status == "ok" and r.correct is not None
+                and r.image_status != "unavailable"]
+        right = sum(bool(r.correct) for r in seen)
+        without = f"{right}/{len(seen)} = {right / len(seen):.1%}" if seen else "-"
+        console.print("[bold]Images:[/] " + ", ".join(f"{n} {escape(s)}" for s, n in sorted(statuses.items()))
+                      + f"; accuracy without unavailable images {without}")
 
 
 @bench_app.command("report")
@@ -296,7 +333,7 @@ def worker(
     settings = _settings({})
     try:
         run_worker(queue, bench_wiring.worker_model_factory(settings), concurrency=concurrency,
-                   visibility_timeout=visibility_timeout)
+                   visibility_timeout=visibility_timeout, images=bench_wiring.worker_images(settings))
     except QueueError as exc:
         fail(str(exc))
 

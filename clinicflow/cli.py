@@ -15,8 +15,9 @@ from rich.table import Table
 from clinicflow.bench_cli import bench_app
 from clinicflow.errors import user_facing
 from clinicflow.fhir_cli import fhir_app
+from clinicflow.image_cli import image_app
 from clinicflow.logs import configure_logging
-from clinicflow.settings import ROLES, Settings
+from clinicflow.settings import IMAGE_ROLE, TRIAGE_ROLE, Settings
 from clinicflow.terminal import console, err, fail, run_async
 
 app = typer.Typer(
@@ -28,24 +29,52 @@ app = typer.Typer(
 )
 app.add_typer(fhir_app, name="fhir")
 app.add_typer(bench_app, name="bench")
+app.add_typer(image_app, name="image")
 
 SPEC_FORMS = """Model specs (one per role):
   embedded                              SmolLM2-135M-Instruct shipped through PyPI (CPU, the default)
   hf:<hub id or path>[?options]         local transformers, e.g. hf:google/medgemma-27b-text-it?device=cuda&dtype=bfloat16
                                         options: device=cuda|cpu|mps|auto, dtype=bfloat16|float32, quant=4bit
   openai:<model>@<base url>             an OpenAI-compatible server (vLLM, TGI, Ollama, transformers serve, Vertex),
-                                        e.g. openai:google/medgemma-27b-text-it@http://gpu-box:8000/v1"""
+                                        e.g. openai:google/medgemma-27b-text-it@http://gpu-box:8000/v1
+The imaging role (the image reader) takes hf: or openai: specs of an image-text model, e.g.
+  hf:google/medgemma-4b-it?device=cuda or openai:google/medgemma-4b-it@http://gpu-box:8000/v1;
+  unset (none), images are reported unread. The embedded model is text-only."""
 
 RoleOpt = Annotated[Optional[str], typer.Option(show_default=False)]
+ImagingOpt = Annotated[Optional[str], typer.Option(
+    help="The image reader's model spec, e.g. hf:google/medgemma-4b-it or "
+         "openai:google/medgemma-4b-it@http://gpu-box:8000/v1; none: no reader (images are reported unread). "
+         "[default: settings models.imaging, else none]", show_default=False)]
+ImageSettingOpt = Annotated[Optional[str], typer.Option(
+    help="start: every image is read at intake and opens the consultation; request: the doctor asks for a read "
+         "when it wants one. [default: settings images.setting, else request]", show_default=False)]
+ImageDirOpt = Annotated[Optional[Path], typer.Option(
+    help="A folder of NEJM case images named by case (nejm-0003.jpg, IC20240111.jpg or 3.jpg), used before the "
+         "case's URL. [default: settings images.image_dir]", show_default=False)]
+TriageOpt = Annotated[Optional[str], typer.Option(
+    help="A zero-shot image classifier spec (hf:google/medsiglip-448) whose scores over the differential are added "
+         "to each image read. [default: settings images.triage, else none]", show_default=False)]
+
+# What an image status in a transcript means, for the summary.
+IMAGE_STATUS = {
+    "read": "[green]read[/]",
+    "not_requested": "[yellow]not requested[/] (the doctor never asked for a read)",
+    "unavailable": "[red]unavailable[/] (the image could not be had)",
+    "no_reader": "[yellow]not read[/] (no image reader: set --imaging)",
+    "failed": "[red]read failed[/]",
+}
 
 
 def _print_entry(entry: dict[str, Any]) -> None:
     styles = {"doctor": "bold cyan", "patient": "bold green", "measurement": "bold magenta", "clinician": "bold yellow",
-              "record": "bold blue"}
+              "record": "bold blue", "imaging": "bold red"}
     role = entry["role"]
     label = role.capitalize()
     if role == "doctor":
         label += f" · turn {entry['turn']} · {entry.get('action')}"
+    elif role == "imaging":
+        label += "".join(f" · {entry[key]}" for key in ("image_id", "status") if entry.get(key))
     cost = f"{entry.get('output_tokens', 0)} tok, {entry.get('seconds', 0.0):.1f}s"
     flag = " [red](unusable reply, degraded)[/]" if entry.get("degraded") else ""
     console.print(f"[{styles.get(role, 'bold')}]{escape(label)}[/] [dim]({cost})[/]{flag}")
@@ -71,12 +100,47 @@ def _summary(transcript: dict[str, Any], out: Path) -> None:
         f" [dim](ended by {outcome['ended_by']})[/]\n"
         f"[bold]Correct diagnosis:[/] {escape(str(transcript['case']['correct_diagnosis'] or 'unknown'))}\n"
         f"[bold]Verdict:[/] {verdict_text}\n"
-        f"[dim]{totals['turns']} turns, {totals['questions']} questions, {totals['tests']} tests; "
+        + _image_summary(transcript)
+        + f"[dim]{totals['turns']} turns, {totals['questions']} questions, {totals['tests']} tests; "
         f"{totals['input_tokens']}+{totals['output_tokens']} tokens; {transcript['wall_seconds']:.1f}s wall; "
         f"environment {transcript['environment']}[/]\n"
         f"[dim]transcript: {out / 'transcript.json'} and transcript.md[/]"
     )
     console.print(Panel(body, title=f"Consultation {transcript['thread_id']}", expand=False))
+
+
+def _image_summary(transcript: dict[str, Any]) -> str:
+    """The end panel's image lines: status, the images (by digest), each read with what it found, and why any image
+    is missing; nothing for a case without images."""
+    images = transcript.get("images")
+    if not images or images.get("status") is None:
+        return ""
+    refs = images.get("refs") or []
+    shown = ", ".join(f"{r['id']} ({r['media_type']}, {r['width']}x{r['height']}, sha256 {r['sha256'][:12]})"
+                      for r in refs) or "none available"
+    status = IMAGE_STATUS.get(images["status"], escape(str(images["status"])))
+    lines = [f"[bold]Images:[/] {status}; {escape(shown)}; setting {escape(str(images.get('setting')))}"]
+    findings = {(f["turn"], f["source"]): f["text"] for f in transcript.get("findings") or []
+                if str(f.get("source", "")).startswith("image")}
+    for read in images.get("reads") or []:
+        when = "intake" if read.get("turn") == 0 else f"turn {read.get('turn')}"
+        text = findings.get((read.get("turn"), f"image:{read.get('image_id')}"), "")
+        text = text.removeprefix(f"{read.get('image_id')}: ")  # the finding names its image; the line already does
+        lines.append(f"  {escape(str(read.get('image_id')))} ({when}, {escape(str(read.get('status')))}): "
+                     f"{escape(text[:300])}")
+    lines += [f"  [red]missing:[/] {escape(str(reason))}" for reason in images.get("missing") or []]
+    return "\n".join(lines) + "\n"
+
+
+def _image_sources(sources: list[str] | None) -> list[str]:
+    """``--image`` values as the store and a later ``--resume`` need them: URLs as given, paths made absolute."""
+    found = []
+    for source in sources or []:
+        if "://" in source:
+            found.append(source)
+        else:
+            found.append(str(Path(source).expanduser().resolve()))
+    return found
 
 
 @app.command()
@@ -100,6 +164,11 @@ def consult(
     seed: Annotated[Optional[int], typer.Option()] = None,
     fhir_url: Annotated[Optional[str], typer.Option(help="FHIR server holding the patient's record. [default: settings, else a running `clinicflow fhir serve`]")] = None,
     patient_id: Annotated[Optional[str], typer.Option("--fhir-patient", help="FHIR Patient id of the record to read. [default: the case's own, e.g. demo-chest-pain]")] = None,
+    image: Annotated[Optional[list[str]], typer.Option("--image", help="An image for the doctor: a file path or an http(s) URL; repeat for several. Works with any case (a demo case too).", show_default=False)] = None,
+    imaging: ImagingOpt = None,
+    image_setting: ImageSettingOpt = None,
+    image_dir: ImageDirOpt = None,
+    triage: TriageOpt = None,
 ) -> None:
     """Run one consultation: a model doctor interviews a simulated (or real) patient and commits to a diagnosis."""
     from contextlib import AsyncExitStack
@@ -120,6 +189,9 @@ def consult(
                      "temperature": temperature, "seed": seed, "checkpointer": chosen_checkpointer}.items()
         if v is not None
     }
+    image_overrides = {k: v for k, v in {"setting": image_setting, "image_dir": image_dir}.items() if v is not None}
+    if image_overrides:
+        overrides["images"] = image_overrides
     try:
         settings = Settings(**overrides)
     except Exception as exc:  # pydantic's ValidationError names the field and the accepted values
@@ -127,7 +199,9 @@ def consult(
     configure_logging(settings, err)
     db = settings.checkpoint_target
     shown_db = describe_target(db)  # a Redis URL without its password: what messages and the resume hint show
-    role_overrides = {"reasoning": reasoning, "patient": patient, "measurement": measurement, "judge": judge}
+    role_overrides = {"reasoning": reasoning, "patient": patient, "measurement": measurement, "judge": judge,
+                      IMAGE_ROLE: imaging, TRIAGE_ROLE: triage}
+    given_images = _image_sources(image)
 
     async def main() -> None:
         async with AsyncExitStack() as stack:
@@ -148,18 +222,37 @@ def consult(
                 settings.measurement_mode = saved.get("measurement_mode", settings.measurement_mode)
                 is_interactive = bool(saved.get("interactive"))
                 saved_record = saved.get("record") or {}
+                # The images the consultation started with, and how they were offered, are part of the case.
+                saved_images = saved.get("images") or {}
+                image_sources = given_images or list(saved_images.get("sources") or [])
+                if saved_images.get("setting") in ("start", "request"):
+                    settings.images.setting = saved_images["setting"]
+                if saved_images.get("image_dir") and image_dir is None:
+                    settings.images.image_dir = Path(saved_images["image_dir"])
             else:
                 case_ref = wiring.case_ref_for(case, dataset, index)
                 is_interactive = interactive
                 saved_record = {}
+                image_sources = given_images
             the_case = wiring.resolve_case(case_ref, skip_bad=skip_bad)
             specs = wiring.role_specs(settings, role_overrides)
             if is_interactive:
                 # Nobody simulated: the person plays patient and laboratory; the judge still scores a known case.
                 specs = {role: spec for role, spec in specs.items() if role not in ("patient", "measurement")}
+            reader_spec = wiring.imaging_spec(settings, role_overrides.get(IMAGE_ROLE))
+            triage_spec = wiring.triage_spec(settings, role_overrides.get(TRIAGE_ROLE))
+            if triage_spec and reader_spec is None:
+                err.print("[yellow]note:[/] triage scores are added to image reads, and there is no image reader "
+                          "(--imaging): triage is off.")
+                triage_spec = None
             with console.status("Preparing models (the first run converts the embedded model once)..."):
                 models = wiring.build_role_models(settings, specs)
-            setup = wiring.consultation_setup(settings, the_case, case_ref, specs, models, interactive=is_interactive)
+                specs, models = wiring.with_imaging(settings, specs, models, reader_spec, triage_spec)
+                classifier = wiring.build_triage(triage_spec) if triage_spec else None
+            setup = wiring.consultation_setup(
+                settings, the_case, case_ref, specs, models, interactive=is_interactive, image_sources=image_sources,
+                store=wiring.image_store(settings), classifier=classifier,
+            )
             thread_id = thread_id or wiring.new_thread_id(the_case)
             record_patient = patient_id or saved_record.get("patient") or the_case.patient_id
             record_base = None
@@ -180,7 +273,8 @@ def consult(
                 + "\n".join(f"[dim]{r}: {escape(s)}[/]" for r, s in specs.items())
                 + f"\n[dim]thread {thread_id}; {settings.max_turns} turns; "
                   f"{'interactive' if is_interactive else 'measurement ' + settings.measurement_mode}[/]"
-                + f"\n[dim]{escape(record_line)}[/]",
+                + f"\n[dim]{escape(record_line)}[/]"
+                + _image_line(the_case.image_url, image_sources, reader_spec, settings),
                 title="clinicflow consult", expand=False,
             ))
             # Names the same store when it was chosen on the command line (a setting is read again on resume).
@@ -210,33 +304,59 @@ def consult(
     run_async(main, interrupted="Interrupted; every finished step is checkpointed. Rerun with --resume THREAD.")
 
 
+def _image_line(case_image: str | None, sources: list[str], reader: str | None, settings: Settings) -> str:
+    """The header's image line: what the consultation will see and whether anything can read it."""
+    if not sources and not case_image:
+        return ""
+    what = f"{len(sources)} attached" if sources else "the case's"
+    if case_image and sources:
+        what += " + the case's"
+    reading = "no image reader: images will be marked no_reader" if reader is None else "read on request" if (
+        settings.images.setting == "request") else "read at intake"
+    return f"\n[dim]images: {what}; {reading}[/]"
+
+
 @app.command()
 def models(
     reasoning: RoleOpt = None,
     patient: RoleOpt = None,
     measurement: RoleOpt = None,
     judge: RoleOpt = None,
+    imaging: ImagingOpt = None,
+    triage: TriageOpt = None,
 ) -> None:
     """List the roles, the spec each uses and what it resolves to."""
     from agents.backends import describe_spec
     from clinicflow import wiring
 
     settings = Settings()
-    specs = wiring.role_specs(settings, {"reasoning": reasoning, "patient": patient,
-                                         "measurement": measurement, "judge": judge})
+    specs: dict[str, str | None] = dict(wiring.role_specs(
+        settings, {"reasoning": reasoning, "patient": patient, "measurement": measurement, "judge": judge}))
+    specs[IMAGE_ROLE] = wiring.imaging_spec(settings, imaging)
+    specs[TRIAGE_ROLE] = wiring.triage_spec(settings, triage)
     table = Table(title="Model roles")
     for column in ("role", "spec", "resolves to"):
         table.add_column(column)
-    for role in ROLES:
+    for role, spec in specs.items():
+        if spec is None:
+            unset = ("no image reader: images are reported unread" if role == IMAGE_ROLE
+                     else "no triage: image reads carry no classifier scores")
+            table.add_row(role, "none", f"[dim]{unset}[/]")
+            continue
         try:
-            info = describe_spec(specs[role], cache_dir=settings.model_cache_dir)
+            info = describe_spec(spec, cache_dir=settings.model_cache_dir)
             detail = "\n".join(f"{k}: {v}" for k, v in info.items())
+            if role == IMAGE_ROLE and info.get("kind") == "embedded":
+                detail = "[red]the embedded model is text-only: use hf:google/medgemma-4b-it or an openai: server[/]"
+            elif role == TRIAGE_ROLE and info.get("kind") != "hf":
+                detail = "[red]triage runs local weights only: use hf:google/medsiglip-448[/]"
         except Exception as exc:
             detail = f"[red]{escape(str(exc))}[/]"
-        table.add_row(role, escape(specs[role]), detail)
+        table.add_row(role, escape(spec), detail)
     console.print(table)
     console.print(SPEC_FORMS, markup=False, highlight=False)
-    console.print("Set per role with --reasoning/--patient/--measurement/--judge or CLINICFLOW_MODELS__<ROLE>.",
+    console.print("Set per role with --reasoning/--patient/--measurement/--judge/--imaging or "
+                  "CLINICFLOW_MODELS__<ROLE>; triage with --triage or CLINICFLOW_IMAGES__TRIAGE.",
                   markup=False, highlight=False)
 
 

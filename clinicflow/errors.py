@@ -15,9 +15,11 @@ def user_facing(exc: BaseException) -> str | None:
     from simulations.cases import CaseFormatError
     from tools.fhir.errors import FhirError
     from tools.fhirserver.errors import FhirServerError
+    from tools.images import ImageError
 
+    # ImageError subclasses name the file or URL they are about; ModelSpecError (a BackendError) names the spec.
     expected = (BackendError, CallCacheError, CaseFormatError, CaseRefError, CheckpointerError, ConfigMismatchError,
-                DatasetError, FhirError, FhirServerError, FhirSetupError, RecordStoreError, RunDirError,
+                DatasetError, FhirError, FhirServerError, FhirSetupError, ImageError, RecordStoreError, RunDirError,
                 FileNotFoundError, LookupError)
     if isinstance(exc, expected):
         return str(exc)

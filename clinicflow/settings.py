@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,11 @@ from pydantic_settings import (
 )
 
 ROLES: tuple[str, ...] = ("reasoning", "patient", "measurement", "judge")
+# The image reader is a role apart: it may be unset (images then go unread) and its spec is built by the image
+# backends (a processor and an image-text model), not the text ones.
+IMAGE_ROLE = "imaging"
+# The zero-shot classifier's spec is recorded under this name beside the roles (transcripts, benchmark configs).
+TRIAGE_ROLE = "triage"
 
 
 class RoleModels(BaseModel):
@@ -29,6 +34,18 @@ class RoleModels(BaseModel):
     patient: str = Field("embedded", description="The simulated patient.")
     measurement: str = Field("embedded", description="The simulated laboratory and examiner.")
     judge: str = Field("embedded", description="The moderator who compares diagnoses.")
+    imaging: str | None = Field(
+        None, description="The image reader (MedGemma 4B in production: hf:google/medgemma-4b-it). None: no image "
+        "reader; images are then reported unread."
+    )
+
+    @field_validator("imaging", mode="before")
+    @classmethod
+    def _none_means_unset(cls, value: object) -> object:
+        # An environment variable cannot be null: "none" or an empty value turns the reader off.
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value
 
     def for_role(self, role: str) -> str:
         return getattr(self, role)
@@ -80,6 +97,36 @@ class BenchSettings(BaseModel):
     )
 
 
+class ImageSettings(BaseModel):
+    """Images of a consultation or a benchmark case (``CLINICFLOW_IMAGES__*``; ``[images]`` in the config file)."""
+
+    cache_dir: Path | None = Field(
+        None, description="The content-addressed image cache; unset: <cache dir>/images."
+    )
+    setting: Literal["request", "start"] = Field(
+        "request", description="request: the doctor asks for a read when it wants one; start: every image is read "
+        "at intake and the read opens the consultation (AgentClinic's two NEJM settings)."
+    )
+    triage: str | None = Field(
+        None, description="A zero-shot image classifier spec (hf:google/medsiglip-448 in production) whose scores "
+        "over the doctor's differential are added to each read; unset: no triage."
+    )
+    timeout_s: float = Field(30.0, gt=0, description="Per-download timeout for image URLs.")
+    max_bytes: int = Field(20_000_000, ge=1024, description="Largest image accepted, in bytes.")
+    image_dir: Path | None = Field(
+        None, description="A folder of NEJM case images named by case (nejm-0003.jpg, IC20240111.jpg or 3.jpg), "
+        "looked up before the case's URL."
+    )
+    download: bool = Field(True, description="Fetch a case's image from its URL when no local file has it.")
+
+    @field_validator("triage", mode="before")
+    @classmethod
+    def _none_means_unset(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value
+
+
 def _default_config_file() -> Path:
     return Path(platformdirs.user_config_dir("clinicflow")) / "config.toml"
 
@@ -113,6 +160,7 @@ class Settings(BaseSettings):
     )
     fhir: FhirSettings = Field(default_factory=FhirSettings)
     bench: BenchSettings = Field(default_factory=BenchSettings)
+    images: ImageSettings = Field(default_factory=ImageSettings)
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("clinicflow")))
     cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir("clinicflow")))
 
@@ -154,3 +202,8 @@ class Settings(BaseSettings):
     @property
     def model_cache_dir(self) -> Path:
         return self.cache_dir / "models"
+
+    @property
+    def image_cache_dir(self) -> Path:
+        """Where fetched images are kept, by digest: the ``images.cache_dir`` setting, else ``<cache dir>/images``."""
+        return self.images.cache_dir or self.cache_dir / "images"
