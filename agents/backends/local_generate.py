@@ -1,8 +1,8 @@
-"""One generation on a shared local model: tokenize, generate under the model's lock, decode, clean up.
+"""One generation on a shared local model: generate under the model's lock, decode, clean up.
 
 `generate_encoded` is the one generation path: it takes inputs that are already encoded (by the tokenizer for a
 text prompt, by the processor for a prompt with images), so the text and image-text models share the same
-stopping rules, thinking split and special-token clean-up. `generate_local` is the text model's front door.
+stopping rules, thinking split and special-token clean-up.
 Imports torch and transformers at module level, so only the transformers backends import it, lazily.
 """
 
@@ -21,7 +21,7 @@ from .registry import LoadedModel
 from .repetition import RepeatedTail, find_repeated_tail
 from .thinking import split_thinking
 
-__all__ = ["JsonObjectStop", "LocalGeneration", "RepetitionStop", "generate_encoded", "generate_local"]
+__all__ = ["JsonObjectStop", "LocalGeneration", "RepetitionStop", "generate_encoded"]
 
 FinishReason = str  # "stop" | "length" | "repetition"
 
@@ -116,31 +116,6 @@ def _to_model(loaded: LoadedModel, inputs: Mapping[str, Any]) -> dict[str, Any]:
         else:
             moved[name] = value.to(loaded.device)
     return moved
-
-
-def generate_local(
-    loaded: LoadedModel,
-    prompt: str,
-    *,
-    max_new_tokens: int,
-    temperature: float = 0.0,
-    seed: int | None = None,
-    stop: list[str] | None = None,
-    json_reply: bool = False,
-) -> LocalGeneration:
-    """Generate a reply to an already-rendered prompt; safe to call from several threads at once."""
-    # The rendered template already holds BOS where the model wants it.
-    encoded = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-    inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
-    return generate_encoded(
-        loaded,
-        inputs,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        seed=seed,
-        stop=stop,
-        json_reply=json_reply,
-    )
 
 
 def generate_encoded(

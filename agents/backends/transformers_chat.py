@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,14 @@ from .registry import LoadedModel, get_or_load
 from .results import make_result
 from .spec import ModelSpec
 
-__all__ = ["TransformersChatModel"]
+__all__ = ["LocalChatModel", "TransformersChatModel"]
 
 
-class TransformersChatModel(BaseChatModel):
-    """A local transformers model behind the LangChain chat interface.
+class LocalChatModel(BaseChatModel):
+    """What every local transformers chat model shares: the spec and generation settings, one generate path
+    (`generate_encoded`: stopping rules, thinking split, clean-up) and the async call in a worker thread.
 
+    Subclasses say how weights load (``warm_up``) and how messages become model inputs (``_encode``).
     Per-call kwargs: ``max_new_tokens`` (int) overrides the instance cap; ``json_schema`` (dict) says the caller's
     prompt asks for a JSON object, so generation stops when that object closes (no constrained decoding locally);
     ``seed`` (int) overrides the instance seed for this call (a benchmark seeds each case attempt).
@@ -38,15 +41,70 @@ class TransformersChatModel(BaseChatModel):
     temperature: float = Field(default=0.0, ge=0.0)
     max_new_tokens: int = Field(default=512, ge=1)
     seed: int | None = None
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.spec.raw, "temperature": self.temperature, "max_new_tokens": self.max_new_tokens}
+
+    def warm_up(self) -> LoadedModel:
+        raise NotImplementedError
+
+    def _encode(self, loaded: LoadedModel, messages: list[BaseMessage]) -> tuple[Mapping[str, Any], dict[str, Any]]:
+        """The model inputs for ``messages`` and any extra response metadata they imply."""
+        raise NotImplementedError
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        from .local_generate import generate_encoded  # torch lives behind this import
+
+        started = time.perf_counter()
+        loaded = self.warm_up()
+        inputs, extra = self._encode(loaded, messages)
+        schema = kwargs.get("json_schema")
+        result = generate_encoded(
+            loaded,
+            inputs,
+            max_new_tokens=int(kwargs.get("max_new_tokens") or self.max_new_tokens),
+            temperature=self.temperature,
+            seed=kwargs.get("seed", self.seed),
+            stop=stop,
+            json_reply=schema is not None,
+        )
+        return make_result(
+            text=result.text,
+            thinking=result.thinking,
+            spec=self.spec.raw,
+            wall_seconds=time.perf_counter() - started,
+            finish_reason=result.finish_reason,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            extra={"structured_output": "json_stop" if schema is not None else None, **extra},
+        )
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # generate() holds the model lock for seconds; a worker thread keeps the event loop serving others.
+        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)
+
+
+class TransformersChatModel(LocalChatModel):
+    """A local transformers text model behind the LangChain chat interface (per-call kwargs: `LocalChatModel`)."""
+
     cache_dir: Path | None = None
 
     @property
     def _llm_type(self) -> str:
         return "clinicflow-transformers"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.spec.raw, "temperature": self.temperature, "max_new_tokens": self.max_new_tokens}
 
     def model_path(self) -> str:
         """The checkpoint folder or hub id this chat model loads (converts the embedded model if needed)."""
@@ -64,47 +122,8 @@ class TransformersChatModel(BaseChatModel):
             spec_raw=self.spec.raw,
         )
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        from .local_generate import generate_local  # torch lives behind this import
-
-        started = time.perf_counter()
-        loaded = self.warm_up()
-        role_messages = to_role_messages(messages)
-        schema = kwargs.get("json_schema")
-        prompt = format_prompt(loaded.tokenizer, role_messages, loaded.quirks)
-        max_new = int(kwargs.get("max_new_tokens") or self.max_new_tokens)
-        result = generate_local(
-            loaded,
-            prompt,
-            max_new_tokens=max_new,
-            temperature=self.temperature,
-            seed=kwargs.get("seed", self.seed),
-            stop=stop,
-            json_reply=schema is not None,
-        )
-        return make_result(
-            text=result.text,
-            thinking=result.thinking,
-            spec=self.spec.raw,
-            wall_seconds=time.perf_counter() - started,
-            finish_reason=result.finish_reason,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            extra={"structured_output": "json_stop" if schema is not None else None},
-        )
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        # generate() holds the model lock for seconds; a worker thread keeps the event loop serving others.
-        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)
+    def _encode(self, loaded: LoadedModel, messages: list[BaseMessage]) -> tuple[Mapping[str, Any], dict[str, Any]]:
+        prompt = format_prompt(loaded.tokenizer, to_role_messages(messages), loaded.quirks)
+        # The rendered template already holds BOS where the model wants it.
+        encoded = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}, {}

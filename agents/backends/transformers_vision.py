@@ -10,21 +10,15 @@ under an "image-text" key; torch and transformers are imported only then.
 
 from __future__ import annotations
 
-import asyncio
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatResult
-from pydantic import Field
 
 from .errors import ModelLoadError, ModelSpecError, UnsupportedInputError
 from .registry import LoadedModel, get_or_load
-from .results import make_result
-from .spec import ModelSpec
+from .transformers_chat import LocalChatModel
 from .vision_format import to_vision_conversation
 
 if TYPE_CHECKING:
@@ -84,7 +78,7 @@ def count_image_tokens(loaded: LoadedModel, input_ids: Any) -> int:
     return int((input_ids == loaded.image_token_id).sum().item())
 
 
-class TransformersImageChatModel(BaseChatModel):
+class TransformersImageChatModel(LocalChatModel):
     """A local image-text model (``AutoModelForImageTextToText`` + ``AutoProcessor``) behind LangChain's chat API.
 
     Messages may hold text and inline image blocks (``{"type": "image", "base64", "mime_type"}`` or an
@@ -93,18 +87,9 @@ class TransformersImageChatModel(BaseChatModel):
     (placeholder tokens in the prompt) and ``images`` (how many images were sent).
     """
 
-    spec: ModelSpec
-    temperature: float = Field(default=0.0, ge=0.0)
-    max_new_tokens: int = Field(default=512, ge=1)
-    seed: int | None = None
-
     @property
     def _llm_type(self) -> str:
         return "clinicflow-transformers-image"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.spec.raw, "temperature": self.temperature, "max_new_tokens": self.max_new_tokens}
 
     def warm_up(self) -> LoadedModel:
         """Load (or fetch from the shared registry) the weights and processor now instead of on the first call."""
@@ -125,50 +110,7 @@ class TransformersImageChatModel(BaseChatModel):
         """The prompt text and images a call with ``messages`` would send (loads the processor if needed)."""
         return render_prompt(self.warm_up().processor, messages, spec=self.spec.raw)
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        from .local_generate import generate_encoded  # torch lives behind this import
-
-        started = time.perf_counter()
-        loaded = self.warm_up()
+    def _encode(self, loaded: LoadedModel, messages: list[BaseMessage]) -> tuple[Mapping[str, Any], dict[str, Any]]:
         prompt = render_prompt(loaded.processor, messages, spec=self.spec.raw)
         inputs = encode_prompt(loaded.processor, prompt, spec=self.spec.raw)
-        schema = kwargs.get("json_schema")
-        result = generate_encoded(
-            loaded,
-            inputs,
-            max_new_tokens=int(kwargs.get("max_new_tokens") or self.max_new_tokens),
-            temperature=self.temperature,
-            seed=kwargs.get("seed", self.seed),
-            stop=stop,
-            json_reply=schema is not None,
-        )
-        return make_result(
-            text=result.text,
-            thinking=result.thinking,
-            spec=self.spec.raw,
-            wall_seconds=time.perf_counter() - started,
-            finish_reason=result.finish_reason,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            extra={
-                "structured_output": "json_stop" if schema is not None else None,
-                "image_tokens": count_image_tokens(loaded, inputs["input_ids"]),
-                "images": len(prompt.images),
-            },
-        )
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        # Decoding, encoding and generating take seconds; a worker thread keeps the event loop serving others.
-        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)
+        return inputs, {"image_tokens": count_image_tokens(loaded, inputs["input_ids"]), "images": len(prompt.images)}

@@ -39,7 +39,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from agents.doctor.decision import DoctorDecision
-from agents.doctor.doctor import DoctorTurn, _read_reply  # same package: one reader of model answers
+from agents.doctor.doctor import DoctorTurn, read_doctor_reply
 from agents.doctor.fallbacks import PriorDifferential
 from agents.doctor.messages import Exchange, ImageBrief, answer_label
 from agents.doctor.prompts import image_block, load_prompt
@@ -214,7 +214,7 @@ class AgentClinicDoctor:
             raise ValueError(f"turn ({turn}) and max_turns ({max_turns}) must be at least 1")
         started = perf_counter()
         messages = agentclinic_doctor_messages(objective, exchanges, turn, max_turns, self.bias, images=images)
-        answer = _read_reply(await self.model.ainvoke(messages, max_new_tokens=self.max_new_tokens))
+        answer = read_doctor_reply(await self.model.ainvoke(messages, max_new_tokens=self.max_new_tokens))
         reply = collapse(answer.text)
         action = route(reply, images=images is not None and images.can_request)
         forced = turn >= max_turns and action != "diagnose"

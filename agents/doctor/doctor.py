@@ -31,6 +31,7 @@ from agents.doctor.fallbacks import PriorDifferential, count_fallbacks, forced_d
 from agents.doctor.messages import Exchange, ImageBrief, build_messages, final_repair_messages, repair_messages
 from agents.doctor.parsing import ParseResult, parse_decision, split_thinking
 from agents.doctor.review import review_problem
+from agents.model_calls import GenerationCall, ModelReply, read_reply
 
 logger = logging.getLogger(__name__)
 
@@ -60,41 +61,16 @@ class DoctorTurn:
     parse_reason: str
 
 
-@dataclass(frozen=True)
-class _Reply:
-    text: str
-    thinking: str | None
-    input_tokens: int
-    output_tokens: int
-    model: str | None
-
-
-def _read_reply(message: Any) -> _Reply:
-    """Text and metadata of a model answer; fakes and foreign models lack the metadata, so missing means 0/None."""
-    if isinstance(message, BaseMessage):
-        content = str(message.text)
-        metadata = message.response_metadata or {}
-        usage = getattr(message, "usage_metadata", None) or {}
-    else:
-        content, metadata, usage = str(message), {}, {}
-    # Backends strip MedGemma's thinking; strip again in case this model did not.
-    text, leftover = split_thinking(content)
-    thoughts = [t for t in (metadata.get("thinking"), leftover) if isinstance(t, str) and t.strip()]
-    model = metadata.get("model") or metadata.get("model_name")
-    return _Reply(
-        text=text,
-        thinking="\n\n".join(thoughts) or None,
-        input_tokens=int(usage.get("input_tokens") or 0),
-        output_tokens=int(usage.get("output_tokens") or 0),
-        model=str(model) if model else None,
-    )
+def read_doctor_reply(message: Any) -> ModelReply:
+    """A model answer read with the doctor's thinking splitter (which also knows ``<think>`` blocks)."""
+    return read_reply(message, split=split_thinking)
 
 
 @dataclass
 class _Attempts:
     """What the model calls of one turn produced (at most two: the turn and its repair)."""
 
-    replies: list[_Reply] = field(default_factory=list)
+    replies: list[ModelReply] = field(default_factory=list)
     calls: int = 0
     accepted: tuple[DoctorDecision, str] | None = None  # a decision fit to use, with the reply that gave it
     parsed: tuple[DoctorDecision, str] | None = None  # the latest decision that parsed, fit or not
@@ -114,11 +90,6 @@ class _Attempts:
         self.accepted = self.parsed
         self.reasons.append(result.reason)
         return True
-
-
-def _rejects_generation_kwargs(exc: TypeError) -> bool:
-    message = str(exc)
-    return "unexpected keyword argument" in message and ("max_new_tokens" in message or "json_schema" in message)
 
 
 def _repair_plan(
@@ -166,26 +137,15 @@ class Doctor:
         self.max_new_tokens = max_new_tokens
         self.schema_hint = schema_hint
         self.system_note = system_note
-        # Set once a model has refused our generation keyword arguments, so later calls skip the failing attempt.
-        self._plain_calls = False
+        self._caller = GenerationCall(model)
 
     async def _call(
         self, messages: list[BaseMessage], *, with_record: bool = False, with_image: bool = False
-    ) -> _Reply:
-        if self._plain_calls:
-            return _read_reply(await self.model.ainvoke(messages))
+    ) -> ModelReply:
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
         if self.schema_hint:
             kwargs["json_schema"] = decision_json_schema(with_record=with_record, with_image=with_image)
-        try:
-            answer = await self.model.ainvoke(messages, **kwargs)
-        except TypeError as exc:
-            if not _rejects_generation_kwargs(exc):
-                raise
-            logger.info("model %s rejects max_new_tokens/json_schema; calling without them", type(self.model))
-            self._plain_calls = True
-            answer = await self.model.ainvoke(messages)
-        return _read_reply(answer)
+        return read_doctor_reply(await self._caller.ainvoke(messages, **kwargs))
 
     async def _query(
         self,

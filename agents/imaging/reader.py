@@ -19,15 +19,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from agents.backends import split_thinking
 from agents.imaging.findings import FindingsParse, ImageFindings, findings_json_schema, parse_findings, render_findings
 from agents.imaging.modality import Modality, check_modality
 from agents.imaging.prompts import read_messages, repair_messages
+from agents.model_calls import GenerationCall, ModelReply, read_reply
 
 __all__ = ["ImageInput", "ImageRead", "ImageReader"]
 
@@ -69,46 +68,16 @@ class ImageRead:
     parse_reason: str = ""
 
 
-@dataclass(frozen=True)
-class _Reply:
-    text: str
-    thinking: str | None
-    input_tokens: int
-    output_tokens: int
-    model: str | None
-
-
-def _read_reply(message: Any) -> _Reply:
-    """Text and metadata of a model answer; fakes and foreign models lack the metadata, so missing means 0/None."""
-    if isinstance(message, BaseMessage):
-        content = str(message.text)
-        metadata = message.response_metadata or {}
-        usage = getattr(message, "usage_metadata", None) or {}
-    else:
-        content, metadata, usage = str(message), {}, {}
-    # Backends strip MedGemma's thinking (4B 1.5 thinks unprompted); strip again in case this model did not.
-    text, leftover = split_thinking(content)
-    thoughts = [t for t in (metadata.get("thinking"), leftover) if isinstance(t, str) and t.strip()]
-    model = metadata.get("model") or metadata.get("model_name")
-    return _Reply(
-        text=text,
-        thinking="\n\n".join(thoughts) or None,
-        input_tokens=int(usage.get("input_tokens") or 0),
-        output_tokens=int(usage.get("output_tokens") or 0),
-        model=str(model) if model else None,
-    )
-
-
 @dataclass
 class _Attempts:
     """What the calls of one read produced (at most two: the read and its repair)."""
 
-    replies: list[_Reply] = field(default_factory=list)
+    replies: list[ModelReply] = field(default_factory=list)
     parses: list[FindingsParse] = field(default_factory=list)
     calls: int = 0
     error: str | None = None
 
-    def chosen(self) -> tuple[FindingsParse, _Reply] | None:
+    def chosen(self) -> tuple[FindingsParse, ModelReply] | None:
         """The first JSON read, else the first prose read, else None."""
         pairs = list(zip(self.parses, self.replies, strict=False))
         for wanted in (("json", "json_salvage"), ("prose",)):
@@ -122,11 +91,6 @@ class _Attempts:
         if not reasons:
             return "no call made"
         return reasons[-1] if len(reasons) == 1 else f"{reasons[-1]} after repair (first: {reasons[0]})"
-
-
-def _rejects_generation_kwargs(exc: TypeError) -> bool:
-    message = str(exc)
-    return "unexpected keyword argument" in message and ("max_new_tokens" in message or "json_schema" in message)
 
 
 def _check_image(image: ImageInput) -> None:
@@ -145,22 +109,11 @@ class ImageReader:
             raise ValueError("max_new_tokens must be at least 1")
         self.model = model
         self.max_new_tokens = max_new_tokens
-        # Set once a model has refused our generation keyword arguments, so later calls skip the failing attempt.
-        self._plain_calls = False
+        self._caller = GenerationCall(model)
 
-    async def _call(self, messages: list[BaseMessage]) -> _Reply:
-        if self._plain_calls:
-            return _read_reply(await self.model.ainvoke(messages))
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "json_schema": findings_json_schema()}
-        try:
-            answer = await self.model.ainvoke(messages, **kwargs)
-        except TypeError as exc:
-            if not _rejects_generation_kwargs(exc):
-                raise
-            logger.info("model %s rejects max_new_tokens/json_schema; calling without them", type(self.model))
-            self._plain_calls = True
-            answer = await self.model.ainvoke(messages)
-        return _read_reply(answer)
+    async def _call(self, messages: list[BaseMessage]) -> ModelReply:
+        kwargs = {"max_new_tokens": self.max_new_tokens, "json_schema": findings_json_schema()}
+        return read_reply(await self._caller.ainvoke(messages, **kwargs))
 
     async def _query(self, messages: list[BaseMessage]) -> _Attempts:
         """The read, and one repair call unless its reply was JSON; model errors are recorded, never raised."""

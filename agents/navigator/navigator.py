@@ -25,6 +25,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
 from agents.backends import split_thinking
+from agents.model_calls import GenerationCall
 from agents.navigator.answer import (
     Fact,
     answer_json_schema,
@@ -105,11 +106,6 @@ class _Calls(Generic[T]):
         return split_thinking(content)[0]  # backends strip thinking already; this covers foreign models
 
 
-def _rejects_generation_kwargs(exc: TypeError) -> bool:
-    message = str(exc)
-    return "unexpected keyword argument" in message and ("max_new_tokens" in message or "json_schema" in message)
-
-
 class Navigator:
     """Plans fetches and answers questions over a patient's record, driven by ``model`` (a langchain-core chat model).
 
@@ -134,22 +130,13 @@ class Navigator:
         self.answer_tokens = answer_tokens
         self.max_facts = max_facts
         self.schema_hint = schema_hint
-        self._plain_calls = False  # set once the model refused our generation keyword arguments
+        self._caller = GenerationCall(model)
 
     async def _invoke(self, messages: list[BaseMessage], max_new_tokens: int, schema: dict[str, Any]) -> Any:
-        if self._plain_calls:
-            return await self.model.ainvoke(messages)
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens}
         if self.schema_hint:
             kwargs["json_schema"] = schema
-        try:
-            return await self.model.ainvoke(messages, **kwargs)
-        except TypeError as exc:
-            if not _rejects_generation_kwargs(exc):
-                raise
-            logger.info("model %s rejects max_new_tokens/json_schema; calling without them", type(self.model))
-            self._plain_calls = True
-            return await self.model.ainvoke(messages)
+        return await self._caller.ainvoke(messages, **kwargs)
 
     async def _step(
         self,
