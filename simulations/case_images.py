@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 from simulations.cases import Case
-from tools.images import ImageError, ImageRef, ImageStore
+from tools.images import ImageError, ImageRef, ImageStore, redact_source
 
 __all__ = [
     "IMAGE_SETTINGS", "IMAGE_STATUSES", "IMAGE_SUFFIXES", "CaseImages", "ImageSetting", "ImageStatus", "image_status", "local_image_for",
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 # A name that stays inside the image directory: no separators, no "..", nothing a shell would trip on.
 _SAFE_STEM = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-_URL = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://")
 
 # When the image reader runs: "start" (at intake, into the doctor's opening context) or "request" (when the doctor
 # asks for a read), AgentClinic-NEJM's two settings.
@@ -99,23 +98,9 @@ def local_image_for(case: Case, image_dir: Path) -> Path | None:
     return None
 
 
-def _shown(source: str | Path) -> str:
-    """A source as it may appear in messages and transcripts: a URL loses any user name and password."""
-    text = str(source)
-    if not _URL.match(text):
-        return text
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return text
-    if "@" not in parts.netloc:
-        return text
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
 def _reason(image_id: str, source: str | Path, exc: BaseException) -> str:
     message = str(exc) or type(exc).__name__
-    shown = _shown(source)
+    shown = redact_source(str(source))
     # The store's errors name their source already; other failures (a disk error) get it prefixed.
     return f"{image_id}: {message}" if shown in message else f"{image_id}: {shown}: {message}"
 
@@ -155,7 +140,7 @@ async def prepare_case_images(
     if store is None:
         sources: list[str | Path] = [local or case.image_url or ""] if case_has_image else []
         for source in [*sources, *extra_sources]:
-            result.missing.append(f"{next_id()}: {_shown(source)}: no image store is configured to hold it")
+            result.missing.append(f"{next_id()}: {redact_source(str(source))}: no image store is configured to hold it")
         return result
 
     if case_has_image:
@@ -168,12 +153,12 @@ async def prepare_case_images(
                 reasons.append(reason)
         if ref is None and case.image_url:
             if not download:
-                reasons.append(f"{image_id}: {_shown(case.image_url)}: download disabled"
+                reasons.append(f"{image_id}: {redact_source(case.image_url)}: download disabled"
                                + ("" if image_dir is None else f" and no file for this case in {image_dir}"))
             else:
                 if local is not None:
                     logger.warning("case %s: local image %s unusable; fetching %s", case.id, local,
-                                   _shown(case.image_url))
+                                   redact_source(case.image_url))
                 ref, reason = await _add(store, case.image_url, image_id)
                 if reason:
                     if image_dir is not None and local is None:

@@ -14,6 +14,7 @@ from .errors import (
     ImageNotFoundError,
     ImageTooLargeError,
 )
+from .sources import redact as redact_source
 from .store import ImageRef, ImageStore
 from .validate import ImageInfo, validate_image
 
@@ -27,5 +28,6 @@ __all__ = [
     "ImageRef",
     "ImageStore",
     "ImageTooLargeError",
+    "redact_source",
     "validate_image",
 ]
