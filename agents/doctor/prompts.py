@@ -8,8 +8,8 @@ what keeps the dialogue's prompt prefix stable for serving engines' caches.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
-from importlib.resources import files
+
+from agents.prompt_files import read_prompt, render
 
 SAFE_QUESTION = "Could you tell me more about your symptoms and how they started?"
 # Asked in this order by the fallback, one per degraded turn, so a failing model still gathers a history.
@@ -23,17 +23,9 @@ SAFE_QUESTIONS = (
 )
 
 
-@cache
 def load_prompt(name: str) -> str:
-    """The text of ``prompts/<name>.txt`` (read once), without a trailing newline."""
-    return files("agents.doctor").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8").rstrip("\n")
-
-
-def render(template: str, **values: object) -> str:
-    """Replace each ``{name}`` given in ``values``; other braces are left alone."""
-    for name, value in values.items():
-        template = template.replace("{" + name + "}", str(value))
-    return template
+    """The text of ``prompts/<name>.txt`` beside this module (read once), without a trailing newline."""
+    return read_prompt("agents.doctor", name)
 
 
 _EXAMPLE_HEADING = "\n\nExample reply:"

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from agents.imaging.modality import Modality, check_modality
+from agents.prompt_files import read_prompt, render
 
 __all__ = [
     "REQUEST_CLOSE",
@@ -34,16 +33,9 @@ REQUEST_OPEN = "<<<REQUEST"
 REQUEST_CLOSE = "REQUEST>>>"
 
 
-@cache
 def load_prompt(name: str) -> str:
-    """The text of ``prompts/<name>.txt`` (read once), without a trailing newline."""
-    return files("agents.imaging").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8").rstrip("\n")
-
-
-def _render(template: str, **values: object) -> str:
-    for name, value in values.items():
-        template = template.replace("{" + name + "}", str(value))
-    return template
+    """The text of ``prompts/<name>.txt`` beside this module (read once), without a trailing newline."""
+    return read_prompt("agents.imaging", name)
 
 
 def system_prompt(modality: Modality) -> str:
@@ -56,7 +48,7 @@ def read_text(question: str | None = None) -> str:
     body = (question or "").replace(REQUEST_OPEN, "<<REQUEST").replace(REQUEST_CLOSE, "REQUEST>>").strip()
     if not body:
         return load_prompt("read")
-    return _render(load_prompt("read_request"), question=body)
+    return render(load_prompt("read_request"), question=body)
 
 
 def image_block(data: bytes, media_type: str) -> dict[str, Any]:
@@ -79,5 +71,5 @@ def repair_messages(messages: Sequence[BaseMessage], bad_reply: str, reason: str
     return [
         *messages,
         AIMessage(bad_reply.strip() or "(empty reply)"),
-        HumanMessage(_render(load_prompt("repair"), reason=reason)),
+        HumanMessage(render(load_prompt("repair"), reason=reason)),
     ]

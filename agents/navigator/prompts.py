@@ -8,27 +8,19 @@ text (the manifest, the fact lines) only ever enters a prompt inside the ``<reco
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
-from importlib.resources import files
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from agents.navigator.answer import DATA_CLOSE, DATA_OPEN, Fact, data_block
 from agents.navigator.plan import MAX_FETCHES, render_plan_example
+from agents.prompt_files import read_prompt, render
 
 __all__ = ["answer_messages", "answer_repair_messages", "load_prompt", "plan_messages", "plan_repair_messages"]
 
 
-@cache
 def load_prompt(name: str) -> str:
-    """The text of ``prompts/<name>.txt`` (read once), without a trailing newline."""
-    return files("agents.navigator").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8").rstrip("\n")
-
-
-def _render(template: str, **values: object) -> str:
-    for name, value in values.items():
-        template = template.replace("{" + name + "}", str(value))
-    return template
+    """The text of ``prompts/<name>.txt`` beside this module (read once), without a trailing newline."""
+    return read_prompt("agents.navigator", name)
 
 
 def _manifest_block(manifest: str) -> str:
@@ -39,9 +31,9 @@ def _manifest_block(manifest: str) -> str:
 def plan_messages(question: str, window: str, manifest: str) -> list[BaseMessage]:
     """System rules, then the question, the dates sentence and the manifest as quoted data."""
     return [
-        SystemMessage(_render(load_prompt("plan_system"), max_fetches=MAX_FETCHES)),
+        SystemMessage(render(load_prompt("plan_system"), max_fetches=MAX_FETCHES)),
         HumanMessage(
-            _render(load_prompt("plan"), question=question.strip(), window=window, manifest=_manifest_block(manifest))
+            render(load_prompt("plan"), question=question.strip(), window=window, manifest=_manifest_block(manifest))
         ),
     ]
 
@@ -49,7 +41,7 @@ def plan_messages(question: str, window: str, manifest: str) -> list[BaseMessage
 def plan_repair_messages(
     messages: Sequence[BaseMessage], bad_reply: str, reason: str, types: Sequence[str]
 ) -> list[BaseMessage]:
-    text = _render(
+    text = render(
         load_prompt("plan_repair"), reason=reason, types=", ".join(types) or "none", example=render_plan_example(types)
     )
     return [*messages, AIMessage(bad_reply.strip() or "(empty reply)"), HumanMessage(text)]
@@ -60,7 +52,7 @@ def answer_messages(question: str, window: str, facts: Sequence[Fact]) -> list[B
     return [
         SystemMessage(load_prompt("answer_system")),
         HumanMessage(
-            _render(
+            render(
                 load_prompt("answer"),
                 question=question.strip(),
                 window=window,
@@ -77,5 +69,5 @@ def answer_repair_messages(
     # Only a reference (a checked Type/id) from the facts appears here: record text stays inside the data block.
     reference = facts[0].reference if facts else "Observation/abc"
     example = '{"answer": "<the fact> [' + reference + ']", "citations": ["' + reference + '"]}'
-    text = _render(load_prompt("answer_repair"), reason=reason, example=example)
+    text = render(load_prompt("answer_repair"), reason=reason, example=example)
     return [*messages, AIMessage(bad_reply.strip() or "(empty reply)"), HumanMessage(text)]
