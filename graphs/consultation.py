@@ -1,12 +1,20 @@
-"""The consultation graph: intake -> doctor decides -> environment, record or image answers -> ... -> finalize.
+"""The consultation graph: intake -> doctor (or panel) decides -> environment, record or image answers -> ... -> finalize.
 
 ```
 intake -> doctor --ask/test--> environment -> doctor ... --diagnose--> finalize -> END
                  --record----> record ------> doctor
                  --image-----> image -------> doctor
+                 --(approval policy)--> approval --> environment / record / image / finalize, or back to the doctor
 ```
 The doctor node asks one structured decision per turn; the last turn of the budget always ends in a diagnosis, so
 a consultation cannot run out of turns without one. The recursion limit is derived from the turn budget.
+
+With ``doctor="panel"`` in the input, the decision is the diagnostic panel's instead (``graphs.panel_nodes``):
+Hypothesis, then Test-Chooser, Challenger, Stewardship and Checklist in one parallel step, then a consensus that
+returns exactly one action. Everything after the decision is shared: every test passes the order gate
+(``graphs.orders``: fee-table price, contraindications against the record's facts, the budget), every charge goes to
+the cost ledger (``costs``), and the approval policy (``graphs.approvals``) pauses with ``interrupt()`` before the
+orders and diagnoses a clinician must see.
 
 The doctor, the environment and the record are the graph's parts, not its state. They are bound at build time, or
 handed to each run as LangGraph's runtime context (``ConsultationParts``), so a benchmark compiles the graph once and
@@ -33,12 +41,30 @@ from typing import Any, Literal, Protocol
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Checkpointer
+from langgraph.types import Checkpointer, interrupt
 
 from agents.doctor import DoctorTurn, Exchange, ImageBrief
 from agents.doctor.fallbacks import PriorDifferential
+from agents.panel import PARALLEL_ROLES, Panel
+from graphs.approvals import approval_request, read_verdict
+from graphs.decisions import commit_decision, ended_by_for, route_after_decision
 from graphs.environment import Environment
 from graphs.image_lookup import NO_IMAGE, ImageLookup, ImageReply
+from graphs.orders import (
+    charges_for_tests,
+    facts_from,
+    review_order,
+    starts_question_round,
+    visit_affordable,
+    visit_charge,
+)
+from graphs.panel_nodes import (
+    make_consensus_node,
+    make_hypothesis_node,
+    make_role_node,
+    route_after_hypothesis,
+)
+from graphs.provenance import new_since, with_ids
 from graphs.record_lookup import RecordLookup
 from graphs.state import (
     ConsultationInput,
@@ -53,8 +79,10 @@ from tools.images import ImageRef
 
 # Steps per turn: the doctor node and the node that answers it (environment, record or image). A whole budget takes
 # 2 * max_turns + 2 (intake and finalize, less the last turn's answering step, plus the step LangGraph counts on
-# entry); 2 more are spare.
+# entry); 2 more are spare. The panel decides in three steps (hypothesis, the parallel roles, consensus), and an
+# approval point adds one.
 _STEPS_PER_TURN = 2
+_PANEL_STEPS_PER_TURN = 4
 _FIXED_STEPS = 4
 
 logger = logging.getLogger(__name__)
@@ -85,11 +113,15 @@ class ConsultationParts:
     environment: Environment
     record: RecordLookup | None = None
     images: ImageLookup | None = None
+    # The diagnostic panel, for consultations whose input says doctor="panel".
+    panel: Panel | None = None
 
 
-def recursion_limit_for(max_turns: int) -> int:
-    """The LangGraph recursion limit that lets ``max_turns`` turns finish (the default 25 is too low for 20)."""
-    return _STEPS_PER_TURN * max_turns + _FIXED_STEPS
+def recursion_limit_for(max_turns: int, *, doctor: str = "single", approvals: bool = False) -> int:
+    """The LangGraph recursion limit that lets ``max_turns`` turns finish (the default 25 is too low for 20), for
+    the single doctor or the panel, with or without approval points."""
+    per_turn = (_PANEL_STEPS_PER_TURN if doctor == "panel" else _STEPS_PER_TURN) + (1 if approvals else 0)
+    return per_turn * max_turns + _FIXED_STEPS
 
 
 def exchanges_from(dialogue: Sequence[DialogueEntry]) -> list[Exchange]:
@@ -105,18 +137,22 @@ def exchanges_from(dialogue: Sequence[DialogueEntry]) -> list[Exchange]:
     return exchanges
 
 
-def route_after_doctor(state: ConsultationState) -> Literal["environment", "record", "image", "finalize"]:
-    """Where the doctor's decision goes next; a state with neither a diagnosis nor an action is a bug."""
-    if state.get("final_diagnosis") is not None:
+# The single doctor's router (kept under its old name): the same for either decider.
+route_after_doctor = route_after_decision
+
+
+def route_to_decider(state: ConsultationState) -> Literal["doctor", "hypothesis"]:
+    """Who decides the next turn: the panel's Hypothesis role opens its turn; otherwise the single doctor."""
+    return "hypothesis" if state.get("doctor") == "panel" else "doctor"
+
+
+def route_after_approval(state: ConsultationState) -> str:
+    """After the clinician: carry out what was approved, end, or (rejected) let the decider choose again."""
+    if state.get("final_diagnosis") is not None or state.get("ended_by") == "clinician":
         return "finalize"
-    pending = state.get("pending")
-    if pending is not None and pending["action"] in ("ask", "test"):
-        return "environment"
-    if pending is not None and pending["action"] == "record":
-        return "record"
-    if pending is not None and pending["action"] == "image":
-        return "image"
-    raise RuntimeError(f"doctor node left no action and no diagnosis at turn {state.get('turn')}")
+    if state.get("pending") is None:
+        return route_to_decider(state)
+    return route_after_decision(state)
 
 
 def image_brief(state: ConsultationState, images: ImageLookup | None) -> ImageBrief | None:
@@ -191,14 +227,29 @@ def build_consultation_graph(
         update: dict[str, Any] = {
             "turn": 0, "pending": None, "final_diagnosis": None, "ended_by": None, "record_summary": None,
         }
+        if state.get("doctor") == "panel" and parts.panel is None:
+            raise RuntimeError("the consultation asks for the panel (doctor='panel') but was given no Panel")
         findings: list[Finding] = []
         if parts.record is not None:
             findings += await record_intake(parts.record, update)
+            update["patient_facts"] = await facts_intake(parts.record)
         if parts.images is not None:
             findings += await image_intake(parts.images, state.get("image_setting") or "request", update)
         if findings:
-            update["findings"] = findings
+            update["findings"] = with_ids(state.get("findings"), findings)
         return update
+
+    async def facts_intake(record: RecordLookup) -> dict[str, Any] | None:
+        # Safety checks need the record's conditions, allergies, devices and labs as facts; a lookup without them
+        # (or one that fails) leaves the checks with nothing known, never with a guess.
+        facts = getattr(record, "facts", None)
+        if facts is None:
+            return None
+        try:
+            return dict(await facts())
+        except Exception as exc:  # noqa: BLE001 - the consultation goes on; contraindications then check nothing
+            logger.warning("facts of health record %s unavailable: %s", record.patient, exc)
+            return None
 
     async def record_intake(record: RecordLookup, update: dict[str, Any]) -> list[Finding]:
         try:
@@ -235,7 +286,8 @@ def build_consultation_graph(
             state["objective"],
             exchanges_from(state.get("dialogue") or []),
             turn,
-            state["max_turns"],
+            # Once the money for another question round is gone, this turn is the last: the doctor must diagnose.
+            turn if state.get("budget_exhausted") else state["max_turns"],
             prior_differential=differentials[-1]["items"] if differentials else None,
             record=state.get("record_summary"),
             images=image_brief(state, parts_of(runtime).images),
@@ -260,13 +312,45 @@ def build_consultation_graph(
         ]
         update: dict[str, Any] = {"turn": turn, "dialogue": [entry]}
         if items:
-            update["differentials"] = [{"turn": turn, "items": items}]
-        if decision.action == "diagnose":
-            update["pending"] = None
-            update["final_diagnosis"] = decision.text
-            update["ended_by"] = "turn_budget" if outcome.forced else "doctor"
-        else:
-            update["pending"] = {"action": decision.action, "text": decision.text}
+            # The single doctor does not cite: what moved its differential is what it learned since the last one.
+            update["differentials"] = [{"turn": turn, "items": items, "by": "doctor",
+                                        "moved_by": new_since(state.get("findings"), differentials)}]
+        update.update(commit_decision(state, decision.action, decision.text, forced=outcome.forced))
+        return update
+
+    async def approve(state: ConsultationState) -> dict[str, Any]:
+        # interrupt() first and nothing before it: on resume the node runs again from the top.
+        pending = state["pending"]
+        if pending is None:
+            raise RuntimeError("approval node reached with nothing to approve")
+        differentials = state.get("differentials") or []
+        differential = [(i["diagnosis"], i["probability"]) for i in differentials[-1]["items"]] if differentials else []
+        price = None
+        if pending["action"] == "test":
+            price = review_order(pending["text"], facts=None, costs=None, budget=None).price
+        verdict = read_verdict(interrupt(approval_request(pending["action"], pending["text"], pending.get("approval")
+                                                          or [], price=price, differential=differential)))
+        turn = state["turn"]
+        record = {"turn": turn, "action": pending["action"], "text": pending["text"],
+                  "reasons": list(pending.get("approval") or []), "decision": verdict.decision,
+                  "edited": verdict.text, "note": verdict.note}
+        update: dict[str, Any] = {"approvals": [record]}
+        if verdict.decision != "reject":
+            text = verdict.text or pending["text"]
+            if pending["action"] == "diagnose":
+                forced = bool(pending.get("forced"))
+                update.update(pending=None, final_diagnosis=text, ended_by=ended_by_for(state, forced))
+            else:
+                update["pending"] = {**pending, "text": text, "approved": True}
+            return update
+        what = "order" if pending["action"] == "test" else "diagnosis"
+        said = f"The clinician rejected the {what} '{pending['text']}'" + (f": {verdict.note}" if verdict.note else ".")
+        entry: DialogueEntry = {"turn": turn, "role": "clinician", "text": said, "action": None}
+        update.update(pending=None, dialogue=[entry],
+                      findings=with_ids(state.get("findings"), [{"turn": turn, "source": "clinician", "text": said}]))
+        if pending["action"] == "diagnose" and (turn >= state["max_turns"] or state.get("budget_exhausted")):
+            # No turn is left to find another diagnosis: the consultation ends without one, and says why.
+            update["ended_by"] = "clinician"
         return update
 
     async def answer(state: ConsultationState, runtime: Runtime[ConsultationParts]) -> dict[str, Any]:
@@ -274,8 +358,23 @@ def build_consultation_graph(
         pending = state["pending"]
         if pending is None:
             raise RuntimeError("environment node reached with no pending action")
-        observation = await environment.respond(pending["action"], pending["text"], state.get("dialogue") or [])
         turn = state["turn"]
+        dialogue = state.get("dialogue") or []
+        charges: list[dict[str, Any]] = []
+        review = None
+        if pending["action"] == "ask" and starts_question_round(dialogue):
+            if not visit_affordable(state.get("costs"), state.get("budget")):
+                return refuse(state, pending["text"], "Question not asked: a new round of questions costs $300, "
+                              "more than the budget has left. The next decision must be the diagnosis.",
+                              exhausted=True)
+            charges.append(visit_charge(turn))
+        elif pending["action"] == "test":
+            review = review_order(pending["text"], facts=facts_from(state.get("patient_facts")),
+                                  costs=state.get("costs"), budget=state.get("budget"))
+            if not review.allowed:
+                return refuse(state, pending["text"], review.refusal(pending["text"]), reasons=review.reasons())
+            charges += charges_for_tests(turn, review.priced)
+        observation = await environment.respond(pending["action"], pending["text"], dialogue)
         entry: DialogueEntry = {
             "turn": turn,
             "role": observation.speaker,
@@ -290,10 +389,35 @@ def build_consultation_graph(
         update: dict[str, Any] = {
             "pending": None,
             "dialogue": [entry],
-            "findings": [{"turn": turn, "source": observation.source, "text": observation.text}],
+            "findings": with_ids(state.get("findings"),
+                                 [{"turn": turn, "source": observation.source, "text": observation.text}]),
         }
-        if pending["action"] == "test":
-            update["tests_ordered"] = [{"turn": turn, "name": pending["text"], "available": observation.available}]
+        if charges:
+            update["costs"] = charges
+        if review is not None:
+            update["tests_ordered"] = [{
+                "turn": turn, "name": pending["text"], "available": observation.available, "price": review.price,
+                "canonical": ", ".join(t.canonical for t in review.priced if t.canonical) or None,
+                "matched": all(t.matched for t in review.priced),
+                "warnings": [w.reason for w in review.warnings],
+            }]
+        return update
+
+    def refuse(state: ConsultationState, test: str, text: str, *, reasons: list[dict[str, Any]] | None = None,
+               exhausted: bool = False) -> dict[str, Any]:
+        """The gate's answer to an order it will not carry out: told to the doctor, recorded, never charged."""
+        turn = state["turn"]
+        sources = [s for r in reasons or [] for s in r.get("sources") or []]
+        update: dict[str, Any] = {
+            "pending": None,
+            "dialogue": [{"turn": turn, "role": "safety", "text": text, "action": None}],
+            "findings": with_ids(state.get("findings"),
+                                 [{"turn": turn, "source": "safety", "refs": sources, "text": text}]),
+        }
+        if reasons is not None:
+            update["blocked"] = [{"turn": turn, "test": test, "reasons": reasons}]
+        if exhausted:
+            update["budget_exhausted"] = True
         return update
 
     async def look_up(state: ConsultationState, runtime: Runtime[ConsultationParts]) -> dict[str, Any]:
@@ -318,7 +442,8 @@ def build_consultation_graph(
         return {
             "pending": None,
             "dialogue": [entry],
-            "findings": [{"turn": turn, "source": "record", "refs": refs, "text": entry["text"]}],
+            "findings": with_ids(state.get("findings"),
+                                 [{"turn": turn, "source": "record", "refs": refs, "text": entry["text"]}]),
         }
 
     async def look_at_image(state: ConsultationState, runtime: Runtime[ConsultationParts]) -> dict[str, Any]:
@@ -343,7 +468,7 @@ def build_consultation_graph(
         return {
             "pending": None,
             "dialogue": [entry],
-            "findings": [_image_finding(turn, reply)],
+            "findings": with_ids(state.get("findings"), [_image_finding(turn, reply)]),
             "image_reads": [_read_entry(turn, reply, question)],
         }
 
@@ -361,16 +486,27 @@ def build_consultation_graph(
     )
     builder.add_node("intake", intake)
     builder.add_node("doctor", decide)
+    builder.add_node("hypothesis", make_hypothesis_node(parts_of))
+    for role in PARALLEL_ROLES:
+        builder.add_node(role, make_role_node(role, parts_of))
+    builder.add_node("consensus", make_consensus_node(parts_of))
+    builder.add_node("approval", approve)
     builder.add_node("environment", answer)
     builder.add_node("record", look_up)
     builder.add_node("image", look_at_image)
     builder.add_node("finalize", finalize)
+    deciders = ["doctor", "hypothesis"]
+    actions = ["environment", "record", "image", "approval", "finalize"]
     builder.add_edge(START, "intake")
-    builder.add_edge("intake", "doctor")
-    builder.add_conditional_edges("doctor", route_after_doctor, ["environment", "record", "image", "finalize"])
-    builder.add_edge("environment", "doctor")
-    builder.add_edge("record", "doctor")
-    builder.add_edge("image", "doctor")
+    builder.add_conditional_edges("intake", route_to_decider, deciders)
+    builder.add_conditional_edges("doctor", route_after_decision, actions)
+    builder.add_conditional_edges("hypothesis", route_after_hypothesis, [*PARALLEL_ROLES, "consensus"])
+    # The consensus waits for all four parallel roles (one superstep) before it runs.
+    builder.add_edge(list(PARALLEL_ROLES), "consensus")
+    builder.add_conditional_edges("consensus", route_after_decision, actions)
+    builder.add_conditional_edges("approval", route_after_approval, [*deciders, *actions[:3], "finalize"])
+    for node in ("environment", "record", "image"):
+        builder.add_conditional_edges(node, route_to_decider, deciders)
     builder.add_edge("finalize", END)
     return builder.compile(checkpointer=checkpointer, name="consultation")
 

@@ -96,6 +96,9 @@ def test_router_refuses_a_state_with_no_decision() -> None:
 
 def test_graph_shape_snapshot() -> None:
     mermaid = consultation_mermaid()
-    for edge in ("__start__ --> intake", "intake --> doctor", "doctor -.-> environment", "doctor -.-> finalize",
-                 "doctor -.-> record", "record --> doctor", "environment --> doctor", "finalize --> __end__"):
+    for edge in ("__start__ --> intake", "intake -.-> doctor", "intake -.-> hypothesis", "doctor -.-> environment",
+                 "doctor -.-> finalize", "doctor -.-> record", "doctor -.-> approval", "record -.-> doctor",
+                 "environment -.-> doctor", "hypothesis -.-> challenger", "hypothesis -.-> consensus",
+                 "checklist --> consensus", "consensus -.-> environment", "approval -.-> finalize",
+                 "finalize --> __end__"):
         assert edge in mermaid, edge

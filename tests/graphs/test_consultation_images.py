@@ -96,7 +96,7 @@ async def test_image_on_request_is_read_cited_and_handed_back_as_data() -> None:
     assert len(reading) == 1 and reading[0]["text"] == f"image-1: {READ}"
     assert (reading[0]["model"], reading[0]["calls"], reading[0]["input_tokens"]) == ("fake:medgemma-4b", 1, 300)
     assert final["findings"] == [{"turn": 1, "source": "image:image-1", "refs": [f"image:image-1@sha256:{SHA}"],
-                                  "text": f"image-1: {READ}"}]
+                                  "text": f"image-1: {READ}", "id": "F1"}]
     assert final["image_reads"] == [{
         "turn": 1, "image_id": "image-1", "status": "read", "sources": [f"image:image-1@sha256:{SHA}"],
         "question": "Is there a pericardial effusion?", "model": "fake:medgemma-4b", "input_tokens": 300,
@@ -128,7 +128,7 @@ async def test_image_at_start_is_read_at_intake_and_opens_the_doctors_context() 
     assert final["dialogue"][0]["degraded"] is True and final["dialogue"][0]["action"] == "ask"
     assert not [e for e in final["dialogue"] if e["role"] == "imaging"]
     assert final["findings"][0] == {"turn": 0, "source": "image:image-1", "refs": [f"image:image-1@sha256:{SHA}"],
-                                    "text": f"image-1: {READ}"}
+                                    "text": f"image-1: {READ}", "id": "F1"}
     assert [(r["turn"], r["question"], r["status"]) for r in final["image_reads"]] == [(0, None, "read")]
     # The same brief every turn: the prompt prefix does not change after intake.
     assert str(model.calls[-1][0][1].content) == first
@@ -158,7 +158,8 @@ async def test_a_missing_image_is_a_finding_and_the_doctor_is_told_there_is_none
     images = FakeImages(refs=[], missing=[reason])
     final = await run(doctor, images)
     assert final["images"] == [] and final["image_reads"][0]["status"] == "unavailable"
-    assert final["findings"][0] == {"turn": 0, "source": "image", "refs": [], "text": f"Image unavailable: {reason}"}
+    assert final["findings"][0] == {"turn": 0, "source": "image", "refs": [], "text": f"Image unavailable: {reason}",
+                                    "id": "F1"}
     assert doctor.briefs[0] == ImageBrief(available=[], intake_read=None, can_request=False)
     model = scripted(decision("diagnose", "Pericarditis"))
     await run(Doctor(model), FakeImages(refs=[], missing=[reason]))
@@ -171,7 +172,7 @@ async def test_without_an_image_lookup_an_image_request_is_answered_in_text() ->
     assert doctor.briefs == [None, None]
     reading = next(e for e in final["dialogue"] if e["role"] == "imaging")
     assert reading["text"] == NO_IMAGE
-    assert final["findings"] == [{"turn": 1, "source": "image", "refs": [], "text": NO_IMAGE}]
+    assert final["findings"] == [{"turn": 1, "source": "image", "refs": [], "text": NO_IMAGE, "id": "F1"}]
     assert final["image_reads"][0]["status"] == "unavailable"
     assert final["final_diagnosis"] == "Pericarditis"
 
@@ -194,5 +195,5 @@ async def test_an_unknown_image_setting_is_refused_by_name() -> None:
 def test_router_and_graph_shape_have_the_image_node() -> None:
     assert route_after_doctor({"final_diagnosis": None, "pending": {"action": "image", "text": "x"}}) == "image"
     mermaid = consultation_mermaid()
-    for edge in ("doctor -.-> image", "image --> doctor", "doctor -.-> record", "doctor -.-> environment"):
+    for edge in ("doctor -.-> image", "image -.-> doctor", "doctor -.-> record", "doctor -.-> environment"):
         assert edge in mermaid, edge
