@@ -17,6 +17,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from simulations.trail import (
+    approvals_of,
+    blocked_of,
+    cost_of,
+    doctor_text,
+    findings_of,
+    has_provenance,
+    one_line,
+    panel_turns,
+    step_text,
+    trail_steps,
+    visits_text,
+)
+
 TRANSCRIPT_VERSION = 1
 
 _ROLE_OF_SPEAKER = {"doctor": "reasoning", "patient": "patient", "measurement": "measurement",
@@ -137,8 +151,82 @@ def _image_lines(images: Any) -> list[str]:
     return [*lines, ""]
 
 
+def _md(text: Any, limit: int = 600) -> str:
+    # One line of Markdown: case, model and record text is data, and Markdown viewers render raw HTML.
+    return one_line(text, limit).replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _md_cell(text: Any, limit: int = 200) -> str:
+    return _md(text, limit).replace("|", "\\|")
+
+
+def _provenance_lines(t: Mapping[str, Any]) -> list[str]:
+    """Each differential with its changes and the findings that moved it, then every finding by id and source."""
+    if not has_provenance(t):
+        return []
+    findings = findings_of(t)
+    by_id = {f.id: f for f in findings}
+    lines = ["## Provenance trail", ""]
+    lines += [f"- {_md(step_text(step, by_id), 2000)}" for step in trail_steps(t)] or ["- No differential recorded."]
+    lines += ["", "### Findings", ""]
+    for f in findings:
+        refs = f" — refs: {', '.join(f'`{_md(r, 200)}`' for r in f.refs)}" if f.refs else ""
+        lines.append(f"- **{_md(f.id, 16)}** (turn {_md(f.turn, 8)}, {_md(f.source, 120)}): {_md(f.text, 300)}{refs}")
+    if not findings:
+        lines.append("- None.")
+    return [*lines, ""]
+
+
+def _panel_lines(t: Mapping[str, Any]) -> list[str]:
+    turns = panel_turns(t)
+    if not turns:
+        return []
+    lines = ["## Panel deliberation", ""]
+    for turn in turns:
+        lines += [f"**Turn {_md(turn.turn, 8)}**", ""]
+        lines += [f"- {_md(r.label, 40)}: {'ok' if r.ok else 'FAILED'} — {_md(r.summary)}" for r in turn.roles]
+        if turn.consensus is not None:
+            lines.append(f"- **consensus → {_md(turn.consensus)}** ({_md(turn.rationale)})")
+        lines += [f"- skipped: {_md(s)}" for s in turn.skipped]
+        lines.append("")
+    return lines
+
+
+def _cost_lines(t: Mapping[str, Any]) -> list[str]:
+    cost = cost_of(t)
+    if cost is None:
+        return []
+    budget = f", budget {cost.budget}" if cost.budget else ""
+    lines = ["## Cost", "",
+             f"Total **{cost.total}**: {visits_text(cost.visits)}, tests {cost.tests_total}{budget}.", ""]
+    if cost.rows:
+        lines += ["| turn | kind | ordered as | fee-table name | price | matched |", "|---|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in cost.rows]
+        lines.append("")
+    if cost.unmatched:
+        lines += [f"Unmatched tests (charged the default price): {', '.join(_md(n, 120) for n in cost.unmatched)}", ""]
+    return lines
+
+
+def _safety_lines(t: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
+    blocked = blocked_of(t)
+    if blocked:
+        lines += ["## Blocked orders", "", *[f"- {_md(line, 2000)}" for line in blocked], ""]
+    approvals = approvals_of(t)
+    if approvals:
+        lines += ["## Clinician approvals", "", "| turn | action | text | why it needed approval | decision |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {_md_cell(a.turn)} | {_md_cell(a.action)} | {_md_cell(a.text)} | {_md_cell(a.reasons)} | "
+                  f"{_md_cell(a.decision)} |" for a in approvals]
+        lines.append("")
+    return lines
+
+
 def render_markdown(t: Mapping[str, Any]) -> str:
-    """A readable page: the case, the dialogue turn by turn, the differential, the outcome and the totals."""
+    """A readable page: the case, the dialogue turn by turn, the differential and its provenance trail, the panel's
+    deliberation, cost, blocked orders and approvals (when recorded), the outcome and the totals."""
+    doctor = doctor_text(t)
     lines = [f"# Consultation {t.get('thread_id', '')}", ""]
     lines += [
         f"- **Case:** {t['case']['id']}",
@@ -146,6 +234,7 @@ def render_markdown(t: Mapping[str, Any]) -> str:
         *[f"- **{side.capitalize()} bias:** {name}" for side, name in (t.get("biases") or {}).items() if name],
         f"- **Environment:** {t.get('environment', '?')}",
         f"- **Turn budget:** {t.get('max_turns')}",
+        *([f"- **Doctor:** {_md(doctor)}"] if doctor else []),
         "- **Models:** " + ", ".join(f"{role} = `{spec}`" for role, spec in t.get("models", {}).items()),
         "",
         "## Objective",
@@ -174,6 +263,7 @@ def render_markdown(t: Mapping[str, Any]) -> str:
         lines += ["## Last differential", "", f"(turn {last['turn']})", ""]
         lines += [f"- {item['diagnosis']}: {item['probability']:.0%}" for item in last["items"]]
         lines.append("")
+    lines += _provenance_lines(t) + _panel_lines(t) + _cost_lines(t) + _safety_lines(t)
     outcome = t.get("outcome", {})
     lines += [
         "## Outcome",

@@ -1,4 +1,5 @@
-"""Aggregates of a benchmark run: accuracy with confidence intervals, leaks, images, turns, tokens and cache use.
+"""Aggregates of a benchmark run: accuracy with confidence intervals, leaks, images, turns, tokens, cache use, what
+the consultations cost (per arm too) and how well the final differential's probabilities are calibrated.
 
 Every proportion carries a 95% Wilson score interval (it behaves at 0 and at n, unlike the normal approximation);
 when cases were repeated, accuracy also gets a cluster bootstrap interval that resamples whole cases, because the
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from simulations.bench.records import AttemptResult
+from simulations.bench.calibration import CalibrationCase, CalibrationSummary, case_from_matches, summarise_calibration
+from simulations.bench.records import SINGLE_ARM, AttemptResult
 
 Z95 = 1.959963984540054  # the two-sided 95% quantile of the standard normal
 
@@ -138,6 +141,22 @@ class GroupMetrics:
     correct_without_unavailable: int = 0
     accuracy_without_unavailable: float | None = None
     accuracy_without_unavailable_ci: tuple[float, float] = (0.0, 1.0)
+    # What the finished attempts cost (USD: visits for question rounds plus test fees), the tests the fee table did
+    # not know (counted once per attempt and name), orders refused for safety or budget, attempts that ended over
+    # their budget (the budgeted panel must have none) and panel role calls without usable output.
+    mean_cost: float | None = None
+    median_cost: float | None = None
+    mean_cost_visits: float | None = None
+    mean_cost_tests: float | None = None
+    unmatched_tests: int = 0
+    blocked_orders: int = 0
+    over_budget: int = 0
+    panel_failed_roles: int = 0
+    # Calibration of the final differential over the attempts that recorded one with every item judged (see
+    # calibration_cases); None when there are none. ``calibration_left_out``: finished attempts with a differential
+    # that could not be scored (an item unjudged, or a probability outside [0, 1]).
+    calibration: CalibrationSummary | None = None
+    calibration_left_out: int = 0
 
 
 @dataclass
@@ -147,10 +166,58 @@ class RunMetrics:
     by_bias: dict[str, GroupMetrics]
     by_turns: list[tuple[str, int, int]]  # (turns bucket label, judged attempts, correct)
     turns_histogram: list[tuple[int, int]]  # (turns used, ok attempts)
+    # Per arm ("single", "panel", "panel:<variant>") in first-seen order; whether any attempt recorded a cost (runs
+    # made before the cost ledger did not) and whether any recorded a final differential.
+    by_arm: dict[str, GroupMetrics] = field(default_factory=dict)
+    has_cost: bool = False
+    has_differentials: bool = False
 
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def calibration_cases(results: Sequence[AttemptResult]) -> tuple[list[CalibrationCase], int]:
+    """The calibration case of every finished attempt with a final differential, and how many such attempts could
+    not be scored: one whose items are not all judged (``correct`` True or False) or whose probabilities are not
+    numbers in [0, 1]. An unjudged item is left out rather than counted wrong: that would score the judge, not
+    the probabilities."""
+    cases: list[CalibrationCase] = []
+    left_out = 0
+    for r in results:
+        if r.status != "ok" or not r.differential:
+            continue
+        items = [(str(d.get("diagnosis")), d.get("probability")) for d in r.differential]
+        matches = [d.get("correct") for d in r.differential]
+        if not all(isinstance(m, bool) for m in matches) or not all(
+                isinstance(p, int | float) and not isinstance(p, bool) for _, p in items):
+            left_out += 1
+            continue
+        try:
+            cases.append(case_from_matches([(name, float(p)) for name, p in items], matches))
+        except ValueError:
+            left_out += 1
+    return cases, left_out
+
+
+def _cost_metrics(g: GroupMetrics, ok: Sequence[AttemptResult]) -> None:
+    costs = [r.cost for r in ok]
+    g.mean_cost = _mean(costs)
+    g.median_cost = statistics.median(costs) if costs else None
+    g.mean_cost_visits = _mean([r.cost_visits for r in ok])
+    g.mean_cost_tests = _mean([r.cost_tests for r in ok])
+    g.unmatched_tests = sum(len(set(r.unmatched_tests)) for r in ok)
+    g.blocked_orders = sum(r.blocked_orders for r in ok)
+    # A cent of slack: the ledger sums floats, and a budget met exactly must not read as exceeded.
+    g.over_budget = sum(1 for r in ok if r.budget is not None and r.cost > r.budget + 0.005)
+    g.panel_failed_roles = sum(r.panel_failed_roles for r in ok)
+
+
+def has_cost(results: Sequence[AttemptResult]) -> bool:
+    """Whether the run recorded what its consultations cost: an arm other than the single doctor, or any charge,
+    unmatched test or blocked order (a run from before the cost ledger has none of these)."""
+    return any(r.arm != SINGLE_ARM or r.cost > 0 or r.cost_visits > 0 or r.unmatched_tests or r.blocked_orders
+               for r in results)
 
 
 def group_metrics(results: Sequence[AttemptResult], *, seed: int = 0) -> GroupMetrics:
@@ -209,6 +276,10 @@ def group_metrics(results: Sequence[AttemptResult], *, seed: int = 0) -> GroupMe
     g.upstream_judged = len(upstream)
     g.upstream_correct = sum(1 for r in upstream if r.verdict and r.verdict.upstream_correct)
     g.upstream_disagreements = sum(1 for r in upstream if r.verdict and r.verdict.upstream_correct != r.correct)
+
+    _cost_metrics(g, ok)
+    cases, g.calibration_left_out = calibration_cases(results)
+    g.calibration = summarise_calibration(cases) if cases else None
     return g
 
 
@@ -232,12 +303,14 @@ def accuracy_by_turns(results: Sequence[AttemptResult], max_buckets: int = 10) -
 
 
 def summarize(results: Sequence[AttemptResult], *, seed: int = 0) -> RunMetrics:
-    """The run's metrics overall, per dataset and per bias condition (groups in first-seen order)."""
+    """The run's metrics overall, per dataset, per bias condition and per arm (groups in first-seen order)."""
     by_dataset: dict[str, list[AttemptResult]] = defaultdict(list)
     by_bias: dict[str, list[AttemptResult]] = defaultdict(list)
+    by_arm: dict[str, list[AttemptResult]] = defaultdict(list)
     for r in results:
         by_dataset[r.dataset].append(r)
         by_bias[r.bias].append(r)
+        by_arm[r.arm].append(r)
     histogram = Counter(r.turns for r in results if r.status == "ok")
     return RunMetrics(
         overall=group_metrics(results, seed=seed),
@@ -245,4 +318,7 @@ def summarize(results: Sequence[AttemptResult], *, seed: int = 0) -> RunMetrics:
         by_bias={name: group_metrics(group, seed=seed) for name, group in by_bias.items()},
         by_turns=accuracy_by_turns(results),
         turns_histogram=sorted(histogram.items()),
+        by_arm={name: group_metrics(group, seed=seed) for name, group in by_arm.items()},
+        has_cost=has_cost(results),
+        has_differentials=any(r.status == "ok" and r.differential for r in results),
     )

@@ -1,4 +1,5 @@
-"""Small inline-SVG charts for the HTML report: bars with error bars, and histograms.
+"""Small inline-SVG charts for the HTML report: bars with error bars, histograms, a labelled scatter with error
+whiskers (accuracy against cost per arm) and a reliability diagram (calibration).
 
 Each function returns one ``<svg>`` element as a string, of a fixed size, with axes, tick labels and a tooltip
 (``<title>``) on every mark. Colours are attributes rather than CSS classes, so a chart copied out of the report
@@ -12,6 +13,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
+
+from simulations.bench.calibration import ReliabilityBin
 
 WIDTH, HEIGHT = 640, 280
 _LEFT, _RIGHT, _TOP, _BOTTOM = 60, 16, 40, 70
@@ -162,3 +165,116 @@ def histogram(
         return empty_chart(title, empty_text)
     bars = [Bar(label, float(count), color=color) for label, count in bins]
     return bar_chart(bars, title=title, y_label=y_label, x_label=x_label, empty_text=empty_text, counts=True)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One labelled point; ``low``/``high`` draw a vertical whisker (a 95% interval of ``y``)."""
+
+    label: str
+    x: float
+    y: float | None  # None: nothing to place (no judged attempts); listed under the chart instead
+    low: float | None = None
+    high: float | None = None
+    note: str = ""  # shown in the tooltip (e.g. "n=12")
+    color: str = PALETTE["neutral"]
+
+
+def _money(value: float) -> str:
+    return f"${value:,.0f}"
+
+
+def scatter_plot(
+    points: Sequence[Point], *, title: str, x_label: str = "", y_label: str = "",
+    empty_text: str = "Nothing to plot.",
+) -> str:
+    """Points on a US-dollar x axis from 0 and a fixed 0-100% y axis, each labelled, with its whisker."""
+    placed = [(p, p.y) for p in points if p.y is not None]
+    if not placed:
+        return empty_chart(title, empty_text)
+    ticks = nice_ticks(max(p.x for p, _ in placed) * 1.1)
+    x_top, bottom, right = ticks[-1] or 1.0, HEIGHT - _BOTTOM, WIDTH - _RIGHT
+    pad = 14.0  # keeps a point at $0 or at the top tick off the axis lines
+
+    def x_of(value: float) -> float:
+        return _LEFT + pad + (right - _LEFT - 2 * pad) * max(0.0, min(value, x_top)) / x_top
+
+    def y_of(value: float) -> float:
+        return bottom - (bottom - _TOP) * max(0.0, min(value, 1.0))
+
+    parts = _open(title)
+    _axes(parts, [0.0, 0.25, 0.5, 0.75, 1.0], y_of, True, y_label)
+    for tick in ticks:
+        parts.append(f'<text x="{x_of(tick):.1f}" y="{bottom + 16}" text-anchor="middle" fill="{_TEXT}">'
+                     f"{_money(tick)}</text>")
+    for p, y in placed:
+        cx, cy = x_of(p.x), y_of(y)
+        tip = f"{p.label}: accuracy {_fmt(y, True)}"
+        if p.low is not None and p.high is not None:
+            tip += f" (95% CI {_fmt(p.low, True)}-{_fmt(p.high, True)})"
+            y1, y2 = y_of(p.low), y_of(p.high)
+            parts.append(f'<path class="whisker" d="M{cx:.1f},{y1:.1f}V{y2:.1f}M{cx - 4:.1f},{y1:.1f}H{cx + 4:.1f}'
+                         f'M{cx - 4:.1f},{y2:.1f}H{cx + 4:.1f}" stroke="{escape(p.color)}" stroke-width="1.5" '
+                         'fill="none"/>')
+        tip += f", mean cost {_money(p.x)}" + (f" {p.note}" if p.note else "")
+        parts.append(f'<circle class="point" cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{escape(p.color)}">'
+                     f"<title>{escape(tip)}</title></circle>")
+        anchor = "end" if cx > right - 90 else "start"
+        dx = -8 if anchor == "end" else 8
+        parts.append(f'<text class="point-label" x="{cx + dx:.1f}" y="{cy - 6:.1f}" text-anchor="{anchor}" '
+                     f'fill="{_TEXT}">{escape(_short(p.label, 28))}</text>')
+    missing = [p.label for p in points if p.y is None]
+    if missing:
+        parts.append(f'<text class="unplaced" x="{_LEFT}" y="{HEIGHT - 8}" fill="{_AXIS}">no judged attempts: '
+                     f"{escape(', '.join(missing))}</text>")
+    if x_label:
+        parts.append(f'<text x="{(_LEFT + right) / 2}" y="{bottom + 34}" text-anchor="middle" fill="{_TEXT}">'
+                     f"{escape(x_label)}</text>")
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def reliability_diagram(
+    bins: Sequence[ReliabilityBin], *, title: str, empty_text: str = "No differential to score.",
+    color: str = PALETTE["neutral"],
+) -> str:
+    """Observed frequency per bin of predicted probability (a bar across the bin, labelled with the frequency, a dot
+    at the bin's mean prediction, its case count under the axis) against the diagonal of perfect calibration."""
+    if not any(b.count for b in bins):
+        return empty_chart(title, empty_text)
+    bottom, right = HEIGHT - _BOTTOM, WIDTH - _RIGHT
+
+    def x_of(value: float) -> float:
+        return _LEFT + (right - _LEFT) * max(0.0, min(value, 1.0))
+
+    def y_of(value: float) -> float:
+        return bottom - (bottom - _TOP) * max(0.0, min(value, 1.0))
+
+    parts = _open(title)
+    _axes(parts, [0.0, 0.25, 0.5, 0.75, 1.0], y_of, True, "observed frequency")
+    parts.append(f'<line class="diagonal" x1="{x_of(0):.1f}" y1="{y_of(0):.1f}" x2="{x_of(1):.1f}" y2="{y_of(1):.1f}" '
+                 f'stroke="{_AXIS}" stroke-dasharray="5 4"><title>perfect calibration</title></line>')
+    for tick in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        parts.append(f'<text x="{x_of(tick):.1f}" y="{bottom + 14}" text-anchor="middle" fill="{_TEXT}">'
+                     f"{_fmt(tick, True)}</text>")
+    parts.append(f'<text x="{_LEFT - 6}" y="{bottom + 28}" text-anchor="end" fill="{_AXIS}">cases</text>')
+    for b in bins:
+        if not b.count or b.observed is None or b.mean_predicted is None:
+            continue
+        x1, x2 = x_of(b.lower) + 1, x_of(b.upper) - 1
+        mid, y = (x1 + x2) / 2, y_of(b.observed)
+        tip = (f"{_fmt(b.lower, True)}-{_fmt(b.upper, True)}: {b.count} cases, mean predicted "
+               f"{_fmt(b.mean_predicted, True)}, observed {_fmt(b.observed, True)}")
+        parts.append(f'<rect class="bar" x="{x1:.1f}" y="{y:.1f}" width="{max(x2 - x1, 0.5):.1f}" '
+                     f'height="{max(bottom - y, 0.5):.1f}" fill="{escape(color)}" fill-opacity="0.55">'
+                     f"<title>{escape(tip)}</title></rect>")
+        parts.append(f'<circle class="mean-predicted" cx="{x_of(b.mean_predicted):.1f}" cy="{y:.1f}" r="3" '
+                     f'fill="{_TEXT}"><title>{escape(tip)}</title></circle>')
+        parts.append(f'<text class="observed" x="{mid:.1f}" y="{y - 5:.1f}" text-anchor="middle" fill="{_TEXT}">'
+                     f"{_fmt(b.observed, True)}</text>")
+        parts.append(f'<text class="count" x="{mid:.1f}" y="{bottom + 28}" text-anchor="middle" fill="{_TEXT}">'
+                     f"{b.count}</text>")
+    parts.append(f'<text x="{(_LEFT + right) / 2}" y="{bottom + 46}" text-anchor="middle" fill="{_TEXT}">'
+                 "predicted probability of the top diagnosis</text>")
+    parts.append("</svg>")
+    return "\n".join(parts)

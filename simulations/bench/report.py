@@ -29,8 +29,10 @@ from simulations.bench.report_doc import (
     number,
     percent,
     render_markdown,
+    score,
+    usd,
 )
-from simulations.bench.report_html import render_html
+from simulations.bench.report_html import reliability_plot_id, render_html
 from simulations.bench.rundir import TRANSCRIPTS_DIR, LoadedRun, read_run
 from simulations.bench.transcript_html import render_transcript_html
 from simulations.transcript import _atomic_write
@@ -52,9 +54,23 @@ class ReportFiles:
     problems: list[str] = field(default_factory=list)
 
 
+def _arm_settings(run: LoadedRun) -> list[tuple[str, str]]:
+    """The arms and their settings, for runs that compared doctors (a single-doctor run shows nothing new)."""
+    c = run.config
+    if c.arms == ["single"] and c.budget is None:
+        return []
+    items = [("Arms", ", ".join(c.arms))]
+    if c.budget is not None:
+        items.append(("Budget (budgeted arms)", usd(c.budget)))
+    if any(arm.endswith(":ensemble") for arm in c.arms):
+        items.append(("Ensemble", f"{c.ensemble_members} panels, {c.ensemble_aggregate}"))
+    return items
+
+
 def _header(run: LoadedRun, metrics: RunMetrics) -> list[Block]:
     c, env = run.config, run.environment
-    expected = len(c.case_ids) * len(c.biases) * c.repeats
+    arms = len(c.arms)
+    expected = len(c.case_ids) * len(c.biases) * c.repeats * arms
     hit_rate = metrics.overall.cache_hit_rate
     cache = "no model calls recorded" if hit_rate is None else (
         f"{percent(hit_rate)} ({metrics.overall.cache_hits} hits, {metrics.overall.cache_misses} misses)")
@@ -72,8 +88,10 @@ def _header(run: LoadedRun, metrics: RunMetrics) -> list[Block]:
             *([("Images", (f"setting {c.image_setting}; folder {env.image_dir or 'none'}; "
                            f"cache {env.image_cache or 'none'}"))]
               if env.image_dir or env.image_cache or c.models.get("imaging") else []),
+            *_arm_settings(run),
             ("Attempts", (f"{metrics.overall.attempts} recorded of {expected} planned "
-                         f"({len(c.case_ids)} cases x {len(c.biases)} bias conditions x {c.repeats} repeats)")),
+                         f"({len(c.case_ids)} cases x {len(c.biases)} bias conditions x {c.repeats} repeats"
+                         + (f" x {arms} arms)" if arms > 1 else ")"))),
             ("Cache hit rate", cache),
             ("Created", env.created_at + (f" (resumed {len(run.resumed)} times)" if run.resumed else "")),
             ("Python / platform", f"{env.python} / {env.platform}"),
@@ -85,12 +103,23 @@ def _header(run: LoadedRun, metrics: RunMetrics) -> list[Block]:
     ]
 
 
-def _headline(g: GroupMetrics) -> list[Block]:
+def _cost_rows(g: GroupMetrics) -> list[list[Cell]]:
+    return [
+        ["mean / median cost per case", f"{usd(g.mean_cost)} / {usd(g.median_cost)}", "", f"{g.ok} finished"],
+        ["mean visits / test cost per case", f"{number(g.mean_cost_visits)} / {usd(g.mean_cost_tests)}", "", ""],
+        ["unmatched tests (charged the default price)", str(g.unmatched_tests), "", ""],
+        ["orders blocked (contraindication or budget)", str(g.blocked_orders), "", ""],
+    ]
+
+
+def _headline(g: GroupMetrics, has_cost: bool = False) -> list[Block]:
     rows: list[list[Cell]] = [
         ["accuracy (yes/no judge)", percent(g.accuracy), interval(g.accuracy_ci, g.judged), f"{g.correct}/{g.judged}"],
     ]
     if g.accuracy_boot_ci is not None:
-        rows.append(["accuracy, bootstrap across repeats", percent(g.accuracy), interval(g.accuracy_boot_ci), ""])
+        # Clusters are cases: a case's repeats (and its attempts in other arms) are not independent of each other.
+        rows.append(["accuracy, bootstrap over cases (a case's attempts together)", percent(g.accuracy),
+                     interval(g.accuracy_boot_ci), ""])
     rows += [
         ["rubric accuracy", percent(g.rubric_accuracy), interval(g.rubric_ci, g.rubric_judged),
          f"{g.rubric_correct}/{g.rubric_judged}"],
@@ -102,18 +131,107 @@ def _headline(g: GroupMetrics) -> list[Block]:
         ["mean wall / model seconds per attempt",
          f"{number(g.mean_wall_seconds)} / {number(g.mean_model_seconds)}", "", ""],
     ]
+    if has_cost:
+        rows += _cost_rows(g)
     return [Heading("Headline"), Table(["metric", "value", "95% interval", "n"], rows),
             Plot("accuracy", "Accuracy overall, per dataset and per bias condition, with 95% Wilson intervals.")]
 
 
-def _group_table(label: str, groups: dict[str, GroupMetrics]) -> Table:
+def _group_table(label: str, groups: dict[str, GroupMetrics], has_cost: bool = False) -> Table:
     rows: list[list[Cell]] = [
         [name, str(g.attempts), str(g.judged), str(g.correct), percent(g.accuracy), interval(g.accuracy_ci, g.judged),
-         percent(g.rubric_accuracy), str(g.errors), str(g.unjudged), str(g.leaks)]
+         percent(g.rubric_accuracy), str(g.errors), str(g.unjudged), str(g.leaks),
+         *([usd(g.mean_cost)] if has_cost else [])]
         for name, g in groups.items()
     ]
     return Table([label, "attempts", "judged", "correct", "accuracy", "95% CI", "rubric", "errors", "unjudged",
-                  "leaks"], rows)
+                  "leaks", *(["mean cost"] if has_cost else [])], rows)
+
+
+ARMS_EXPLANATION = (
+    "An arm is the doctor the attempts ran with: 'single' (the one-node doctor), 'panel' (the diagnostic panel, no "
+    "budget) or 'panel:<variant>' (budgeted, instant, questions, ensemble). Cost per case is what the consultation "
+    "spent: one visit ($300) per round of questions to the patient, plus each test's fee-table price (a test the "
+    "table does not know is charged a default price and counted as unmatched). Costs are over finished attempts. "
+    "Over budget counts attempts that ended above the budget they ran under; a budgeted panel must have none."
+)
+
+
+def _arms(metrics: RunMetrics) -> list[Block]:
+    """Accuracy and cost per arm, and the accuracy-cost plot; only for runs that recorded a cost or several arms."""
+    if not (metrics.has_cost or len(metrics.by_arm) > 1):
+        return []
+    rows: list[list[Cell]] = [
+        [name, str(g.attempts), str(g.judged), str(g.correct), percent(g.accuracy), interval(g.accuracy_ci, g.judged),
+         usd(g.mean_cost), usd(g.median_cost), number(g.mean_cost_visits), usd(g.mean_cost_tests),
+         str(g.unmatched_tests), str(g.blocked_orders), str(g.over_budget), str(g.panel_failed_roles)]
+        for name, g in metrics.by_arm.items()
+    ]
+    blocks: list[Block] = [
+        Heading("Arms"),
+        Paragraph(ARMS_EXPLANATION, "note"),
+        Table(["arm", "attempts", "judged", "correct", "accuracy", "95% CI", "mean cost", "median cost",
+               "mean visits", "mean test cost", "unmatched tests", "blocked orders", "over budget",
+               "failed panel roles"], rows, id="arms"),
+        Plot("accuracy-cost", "Accuracy against mean cost per case, one point per arm, with 95% Wilson intervals."),
+    ]
+    over = sum(g.over_budget for g in metrics.by_arm.values())
+    if over:
+        blocks.append(Paragraph(f"{_plural(over, 'attempt')} ended above the budget it ran under.", "warning"))
+    return blocks
+
+
+CALIBRATION_EXPLANATION = (
+    "Whether the final differential's probabilities mean what they say. Each finished attempt with a final "
+    "differential is one case; its items plus an implicit 'other' (the probability they leave unclaimed) form the "
+    "forecast, and the item naming the correct diagnosis is the one that was right. Brier score: squared error over "
+    "the items and 'other' (0 is perfect, 2 the worst); top-1 Brier: the same for the top item alone; log loss: "
+    "-ln of the probability given to the right answer (0 is perfect); ECE: the gap between the top item's "
+    "probability and how often it was right, averaged over 10 bins; top-1 / top-3: the right diagnosis ranked first "
+    "/ among the first three. In the reliability diagram, bars of a well calibrated differential reach the diagonal."
+)
+
+
+def _calibration_row(name: str, g: GroupMetrics) -> list[Cell]:
+    c = g.calibration
+    if c is None:
+        return [name, "0", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", str(g.calibration_left_out)]
+    return [name, str(c.n), score(c.brier), score(c.top1_brier), score(c.log_loss), score(c.ece),
+            percent(c.top1_accuracy), percent(c.top3_accuracy), str(g.calibration_left_out)]
+
+
+def _calibration(metrics: RunMetrics) -> list[Block]:
+    """Calibration scores overall and per arm, the overall bins and the reliability diagrams; only when some attempt
+    recorded a final differential."""
+    if not metrics.has_differentials:
+        return []
+    g = metrics.overall
+    rows = [_calibration_row("all attempts", g)]
+    several = len(metrics.by_arm) > 1
+    if several:
+        rows += [_calibration_row(name, arm) for name, arm in metrics.by_arm.items()]
+    blocks: list[Block] = [
+        Heading("Calibration"),
+        Paragraph(CALIBRATION_EXPLANATION, "note"),
+        Table(["group", "cases", "Brier", "top-1 Brier", "log loss", "ECE", "top-1", "top-3", "left out"], rows,
+              id="calibration"),
+    ]
+    if g.calibration_left_out:
+        blocks.append(Paragraph(f"{_plural(g.calibration_left_out, 'attempt')} with a differential could not be "
+                                "scored (an item without a verdict, or a probability outside 0-1).", "note"))
+    if g.calibration is not None:
+        bins: list[list[Cell]] = [
+            [f"{b.lower * 100:.0f}-{b.upper * 100:.0f}%", str(b.count), percent(b.mean_predicted), percent(b.observed)]
+            for b in g.calibration.bins if b.count
+        ]
+        blocks += [Heading("Reliability (all attempts)", 3),
+                   Table(["top item's probability", "cases", "mean predicted", "observed"], bins),
+                   Plot("reliability", "Observed frequency of a right top diagnosis by its predicted probability "
+                                       "(all attempts); the dashed diagonal is perfect calibration.")]
+    if several:
+        blocks += [Plot(reliability_plot_id(name), f"Reliability of the arm {name}.")
+                   for name, arm in metrics.by_arm.items() if arm.calibration is not None]
+    return blocks
 
 
 def _leaks(g: GroupMetrics) -> list[Block]:
@@ -224,7 +342,7 @@ def _verdict_word(r: AttemptResult) -> str:
     return {True: "correct", False: "incorrect", None: "unjudged"}[r.correct]
 
 
-def _cases(run: LoadedRun, pages: dict[str, str]) -> list[Block]:
+def _cases(run: LoadedRun, pages: dict[str, str], has_cost: bool = False) -> list[Block]:
     rows: list[list[Cell]] = []
     classes: list[str] = []
     for r in run.results:
@@ -236,8 +354,9 @@ def _cases(run: LoadedRun, pages: dict[str, str]) -> list[Block]:
         rubric = f"{r.rubric.total}/{len(RUBRIC_CRITERIA)}" if r.rubric and r.rubric.total is not None else "-"
         leak = "yes" if r.leak else ("prone" if r.case_leak_prone else "")
         image = "" if r.image_status is None else f"{r.image_status} ({r.image_reads})"
-        rows.append([r.attempt, r.dataset, r.bias, str(r.repeat), r.final_diagnosis or "-", r.correct_diagnosis,
-                     _verdict_word(r), rubric, str(r.turns), str(r.tests), leak, image,
+        rows.append([r.attempt, r.dataset, r.bias, *([r.arm] if has_cost else []), str(r.repeat),
+                     r.final_diagnosis or "-", r.correct_diagnosis, _verdict_word(r), rubric, str(r.turns),
+                     str(r.tests), *([usd(r.cost)] if has_cost else []), leak, image,
                      f"{r.input_tokens + r.output_tokens:,}", link])
         classes.append(_verdict_word(r))
     return [
@@ -245,8 +364,9 @@ def _cases(run: LoadedRun, pages: dict[str, str]) -> list[Block]:
         Paragraph("One row per attempt (the latest result of each). Leak: 'yes' when the doctor was shown the "
                   "diagnosis, 'prone' when the case's data contains it but it was not shown. Image: the image "
                   "status and, in brackets, the image reads made (empty for a case without an image).", "note"),
-        Table(["attempt", "dataset", "bias", "repeat", "final diagnosis", "correct diagnosis", "verdict", "rubric",
-               "turns", "tests", "leak", "image", "tokens", "transcript"], rows, id="cases", row_classes=classes),
+        Table(["attempt", "dataset", "bias", *(["arm"] if has_cost else []), "repeat", "final diagnosis",
+               "correct diagnosis", "verdict", "rubric", "turns", "tests", *(["cost"] if has_cost else []), "leak",
+               "image", "tokens", "transcript"], rows, id="cases", row_classes=classes),
     ]
 
 
@@ -255,12 +375,13 @@ def build_document(run: LoadedRun, metrics: RunMetrics, pages: dict[str, str],
     """The whole report; ``pages`` maps attempt keys to the stems of their transcript HTML pages."""
     g = metrics.overall
     return [
-        *_header(run, metrics), *_headline(g),
-        Heading("Per dataset"), _group_table("dataset", metrics.by_dataset),
-        Heading("Per bias condition"), _group_table("bias", metrics.by_bias),
+        *_header(run, metrics), *_headline(g, metrics.has_cost),
+        *_arms(metrics), *_calibration(metrics),
+        Heading("Per dataset"), _group_table("dataset", metrics.by_dataset, metrics.has_cost),
+        Heading("Per bias condition"), _group_table("bias", metrics.by_bias, metrics.has_cost),
         *_leaks(g), *_images(run, g), *_turns_and_tokens(metrics), *_upstream(run, g),
         *_errors(run.results, problems),
-        *_cases(run, pages),
+        *_cases(run, pages, metrics.has_cost),
     ]
 
 

@@ -85,6 +85,18 @@ def number(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}" if digits else f"{value:,.0f}"
 
 
+def usd(value: float | None) -> str:
+    """``1234.5`` -> ``$1,234.50``, whole dollars without cents; ``n/a`` when missing."""
+    if value is None:
+        return "n/a"
+    return f"${value:,.0f}" if float(value).is_integer() else f"${value:,.2f}"
+
+
+def score(value: float | None, digits: int = 3) -> str:
+    """A calibration score (Brier, log loss, ECE) to ``digits`` decimals; ``n/a`` when missing."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def md_text(text: str) -> str:
     """Plain text made safe for one line of Markdown (angle brackets escaped, newlines folded)."""
     # Case text is data, and Markdown viewers render raw HTML: a diagnosis must never become a tag.

@@ -1,19 +1,21 @@
 """The HTML report: one self-contained file (inline CSS and SVG, no scripts, fonts or external URLs).
 
-It renders the same document as the Markdown report and fills the five plot slots with charts built from the
-run's metrics. Everything taken from a run (case text, diagnoses, model specs, error messages) is escaped.
+It renders the same document as the Markdown report and fills the plot slots with charts built from the run's
+metrics: the five every report has (``PLOT_IDS``), and, when the run recorded them, accuracy against cost per arm
+and reliability diagrams (overall and per arm). Everything taken from a run (case text, diagnoses, model specs, error messages) is escaped.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from html import escape
 
-from simulations.bench.metrics import RunMetrics, wilson_interval
-from simulations.bench.plots import PALETTE, Bar, bar_chart, histogram
+from simulations.bench.metrics import GroupMetrics, RunMetrics, wilson_interval
+from simulations.bench.plots import PALETTE, Bar, Point, bar_chart, histogram, reliability_diagram, scatter_plot
 from simulations.bench.report_doc import Block, BulletList, Cell, Heading, KeyValues, Link, Paragraph, Plot, Table
 
-__all__ = ["PLOT_IDS", "render_html", "render_plot"]
+__all__ = ["OPTIONAL_PLOT_IDS", "PLOT_IDS", "reliability_plot_id", "render_html", "render_plot"]
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #263238; margin: 0 auto;
@@ -87,16 +89,55 @@ def _leaks_plot(m: RunMetrics) -> str:
     return bar_chart(bars, title="Leak rate, and accuracy with and without leaked attempts", percent=True)
 
 
+_ARM_COLORS = ("#37474f", "#1e88e5", "#fb8c00", "#43a047", "#7e57c2", "#e53935", "#00897b", "#6d4c41")
+
+
+def _accuracy_cost_plot(m: RunMetrics) -> str:
+    points = []
+    for i, (arm, g) in enumerate(m.by_arm.items()):
+        low, high = g.accuracy_ci
+        points.append(Point(arm, g.mean_cost or 0.0, g.accuracy, low if g.judged else None,
+                            high if g.judged else None, note=f"n={g.judged}", color=_ARM_COLORS[i % len(_ARM_COLORS)]))
+    return scatter_plot(points, title="Accuracy against mean cost per case, by arm", x_label="mean cost per case (USD)",
+                        y_label="accuracy", empty_text="No judged attempts yet.")
+
+
+def _reliability(title: str, g: GroupMetrics | None) -> str:
+    bins = g.calibration.bins if g is not None and g.calibration is not None else []
+    return reliability_diagram(bins, title=title, empty_text="No final differential to score.")
+
+
+def _reliability_plot(m: RunMetrics) -> str:
+    return _reliability("Reliability of the final differential (all attempts)", m.overall)
+
+
+def reliability_plot_id(arm: str) -> str:
+    """The plot id of one arm's reliability diagram: ``reliability-arm-panel-budgeted`` for ``panel:budgeted``."""
+    return "reliability-arm-" + (re.sub(r"[^a-z0-9]+", "-", arm.lower()).strip("-") or "arm")
+
+
 _PLOTS: dict[str, Callable[[RunMetrics], str]] = {
     "accuracy": _accuracy_plot, "turns": _turns_plot, "accuracy-by-turns": _accuracy_by_turns_plot,
     "tokens": _tokens_plot, "leaks": _leaks_plot,
 }
 PLOT_IDS: tuple[str, ...] = tuple(_PLOTS)
+# Plots only a run that recorded costs or differentials has a slot for (and the per-arm reliability_plot_id ones).
+_OPTIONAL: dict[str, Callable[[RunMetrics], str]] = {
+    "accuracy-cost": _accuracy_cost_plot, "reliability": _reliability_plot,
+}
+OPTIONAL_PLOT_IDS: tuple[str, ...] = tuple(_OPTIONAL)
 
 
 def render_plot(plot_id: str, metrics: RunMetrics) -> str:
-    """The SVG of one of ``PLOT_IDS``."""
-    return _PLOTS[plot_id](metrics)
+    """The SVG of one of ``PLOT_IDS``, ``OPTIONAL_PLOT_IDS`` or an arm's ``reliability_plot_id``."""
+    if plot_id in _PLOTS:
+        return _PLOTS[plot_id](metrics)
+    if plot_id in _OPTIONAL:
+        return _OPTIONAL[plot_id](metrics)
+    for arm, g in metrics.by_arm.items():
+        if reliability_plot_id(arm) == plot_id:
+            return _reliability(f"Reliability of the final differential ({arm})", g)
+    raise KeyError(f"unknown plot {plot_id!r}")
 
 
 def _cell(cell: Cell) -> str:

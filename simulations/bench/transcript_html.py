@@ -10,6 +10,19 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+from simulations.trail import (
+    approvals_of,
+    blocked_of,
+    cost_of,
+    doctor_text,
+    finding_label,
+    findings_of,
+    has_provenance,
+    item_text,
+    panel_turns,
+    trail_steps,
+    visits_text,
+)
 from simulations.transcript import IMAGE_STATUS_TEXT
 
 __all__ = ["render_transcript_html"]
@@ -30,6 +43,11 @@ dd { margin: 0; overflow-wrap: anywhere; }
 table { border-collapse: collapse; font-size: 13px; } th, td { border: 1px solid #cfd8dc; padding: 3px 8px; }
 th { background: #eceff1; text-align: left; }
 .correct { color: #2e7d32; font-weight: 600; } .incorrect { color: #c62828; font-weight: 600; }
+.turn.safety { border-color: #c62828; background: #ffebee; }
+ol.trail li { margin: 6px 0; } .trail .by { color: #607d8b; } .trail .up { color: #2e7d32; }
+.trail .down { color: #c62828; } .trail .kept { color: #6a1b9a; font-style: italic; }
+.trail .moved { color: #37474f; font-size: 13px; } code.ref { font-size: 12px; }
+.failed { color: #c62828; font-weight: 600; } .ok { color: #2e7d32; }
 """
 
 
@@ -86,7 +104,7 @@ def _dialogue(t: Mapping[str, Any]) -> str:
         meta = (f"{_e(entry.get('input_tokens', 0))} prompt + {_e(entry.get('output_tokens', 0))} completion tokens, "
                 f"{_num(entry.get('seconds', 0.0))} s" + (f", {_e(entry.get('model'))}" if entry.get("model") else ""))
         degraded = ' <span class="degraded">(degraded: the reply was unusable)</span>' if entry.get("degraded") else ""
-        css = role if role in ("doctor", "patient", "measurement", "clinician", "imaging") else "other"
+        css = role if role in ("doctor", "patient", "measurement", "clinician", "imaging", "safety") else "other"
         parts.append(f'<div class="turn {css}"><span class="who">Turn {_e(entry.get("turn", "?"))} · '
                      f"{_e(role.capitalize())}{action}</span>{degraded} <span class=\"meta\">{meta}</span>"
                      f'<div class="text">{_e(entry.get("text", ""))}</div></div>')
@@ -94,9 +112,103 @@ def _dialogue(t: Mapping[str, Any]) -> str:
 
 
 def _findings(t: Mapping[str, Any]) -> str:
+    if has_provenance(t):
+        # With provenance every finding shows its id (what the trail cites) and the FHIR or image refs behind it.
+        rows = "".join(
+            f'<tr id="finding-{_e(f.id)}"><td>{_e(f.id)}</td><td>{_e(f.turn)}</td><td>{_e(f.source)}</td>'
+            f"<td>{_e(f.text)}</td><td>{_refs(f.refs)}</td></tr>" for f in findings_of(t))
+        return ("<table><tr><th>id</th><th>turn</th><th>source</th><th>finding</th><th>refs</th></tr>"
+                f"{rows}</table>") if rows else "<p>None.</p>"
     rows = "".join(f"<tr><td>{_e(f.get('turn'))}</td><td>{_e(f.get('source'))}</td><td>{_e(f.get('text'))}</td></tr>"
                    for f in _list(t.get("findings")))
     return f"<table><tr><th>turn</th><th>source</th><th>finding</th></tr>{rows}</table>" if rows else "<p>None.</p>"
+
+
+def _refs(refs: tuple[str, ...]) -> str:
+    return "<br>".join(f'<code class="ref">{_e(r)}</code>' for r in refs)
+
+
+def _trail(t: Mapping[str, Any]) -> str:
+    """The provenance trail: each differential, how its items moved, and the findings (linked) that moved it."""
+    if not has_provenance(t):
+        return ""
+    by_id = {f.id: f for f in findings_of(t)}
+    steps = []
+    for step in trail_steps(t):
+        items = []
+        for item in step.items:
+            css = " ".join(c for c in (item.change if item.change in ("up", "down") else "",
+                                       "kept" if item.kept else "") if c)
+            items.append(f'<span class="{css}">{_e(item_text(item))}</span>' if css else _e(item_text(item)))
+        body = ", ".join(items) or "no diagnosis listed"
+        if step.dropped:
+            body += "; dropped " + ", ".join(
+                _e(name) + (f" (was {p:.0%})" if p is not None else "") for name, p in step.dropped)
+        if step.moved_by:
+            moved = "moved by " + ", ".join(
+                (f'<a href="#finding-{_e(fid)}">{_e(finding_label(fid, by_id))}</a>' if fid in by_id
+                 else _e(finding_label(fid, by_id))) for fid in step.moved_by)
+        else:
+            moved = "no finding named as the cause"
+        first = ", first differential" if step.first else ""
+        steps.append(f'<li><b>Turn {_e(step.turn)}</b> <span class="by">({_e(step.by)}{first})</span>: {body}'
+                     f'<div class="moved">{moved}</div></li>')
+    inner = "".join(steps) or "<li>No differential recorded.</li>"
+    return f'<h2>Provenance trail</h2><ol class="trail">{inner}</ol>'
+
+
+def _status(ok: bool) -> str:
+    return "ok" if ok else "failed"
+
+
+def _panel(t: Mapping[str, Any]) -> str:
+    turns = panel_turns(t)
+    if not turns:
+        return ""
+    parts = ["<h2>Panel deliberation</h2>"]
+    for turn in turns:
+        rows = "".join(
+            f'<tr><td>{_e(r.label)}</td><td class="{_status(r.ok)}">{_status(r.ok)}</td><td>{_e(r.summary)}</td></tr>'
+            for r in turn.roles)
+        parts.append(f"<h3>Turn {_e(turn.turn)}</h3>")
+        if rows:
+            parts.append(f"<table><tr><th>role</th><th>result</th><th>said</th></tr>{rows}</table>")
+        if turn.consensus is not None:
+            parts.append(f"<p><b>Consensus: {_e(turn.consensus)}</b> ({_e(turn.rationale)})</p>")
+        if turn.skipped:
+            parts.append("<p>Skipped: " + "; ".join(_e(s) for s in turn.skipped) + "</p>")
+    return "".join(parts)
+
+
+def _cost(t: Mapping[str, Any]) -> str:
+    cost = cost_of(t)
+    if cost is None:
+        return ""
+    budget = f", budget {_e(cost.budget)}" if cost.budget else ""
+    parts = [(f"<h2>Cost</h2><p>Total <b>{_e(cost.total)}</b>: {_e(visits_text(cost.visits))}, tests "
+              f"{_e(cost.tests_total)}{budget}.</p>")]
+    if cost.rows:
+        rows = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in cost.rows)
+        parts.append("<table><tr><th>turn</th><th>kind</th><th>ordered as</th><th>fee-table name</th><th>price</th>"
+                     f"<th>matched</th></tr>{rows}</table>")
+    if cost.unmatched:
+        parts.append("<p>Unmatched tests (charged the default price): "
+                     + ", ".join(_e(n) for n in cost.unmatched) + "</p>")
+    return "".join(parts)
+
+
+def _safety(t: Mapping[str, Any]) -> str:
+    parts = []
+    blocked = blocked_of(t)
+    if blocked:
+        parts.append("<h2>Blocked orders</h2><ul>" + "".join(f"<li>{_e(line)}</li>" for line in blocked) + "</ul>")
+    approvals = approvals_of(t)
+    if approvals:
+        rows = "".join(f"<tr><td>{_e(a.turn)}</td><td>{_e(a.action)}</td><td>{_e(a.text)}</td><td>{_e(a.reasons)}</td>"
+                       f"<td>{_e(a.decision)}</td></tr>" for a in approvals)
+        parts.append("<h2>Clinician approvals</h2><table><tr><th>turn</th><th>action</th><th>text</th>"
+                     f"<th>why it needed approval</th><th>decision</th></tr>{rows}</table>")
+    return "".join(parts)
 
 
 def _differential(t: Mapping[str, Any]) -> str:
@@ -156,7 +268,9 @@ def _images(t: Mapping[str, Any]) -> str:
 
 
 def render_transcript_html(transcript: Mapping[str, Any]) -> str:
-    """A standalone page for one transcript: case, models, protocol, images, dialogue, findings, outcome, totals."""
+    """A standalone page for one transcript: case, models, protocol, images, dialogue, findings, the differential
+    and its provenance trail, the panel's deliberation, cost, blocked orders and approvals (when recorded), outcome,
+    totals."""
     t = transcript
     case, outcome = _map(t.get("case")), _map(t.get("outcome"))
     title = f"Consultation {t.get('attempt') or case.get('id') or t.get('thread_id') or ''}".strip()
@@ -165,6 +279,7 @@ def render_transcript_html(transcript: Mapping[str, Any]) -> str:
         ("Case", f"{case.get('id', '?')} ({case.get('dataset', '?')})"), ("Protocol", t.get("protocol", "?")),
         ("Measurement mode", t.get("environment", "?")), ("Bias", t.get("bias", "none")),
         ("Repeat / seed", f"{t.get('repeat', '?')} / {t.get('seed', '?')}"), ("Turn budget", t.get("max_turns")),
+        *([("Doctor", doctor)] if (doctor := doctor_text(t)) else []),
         ("Models", models), ("Run", t.get("run_id", "?")),
     ])
     leak_sources = outcome.get("leak_sources") if isinstance(outcome.get("leak_sources"), list) else []
@@ -182,7 +297,8 @@ def render_transcript_html(transcript: Mapping[str, Any]) -> str:
         f'<p><a href="../report.html">&larr; report</a></p><h1>{_e(title)}</h1>{header}'
         f"<h2>Objective</h2><p>{_e(case.get('objective', ''))}</p>{_images(t)}"
         f"<h2>Dialogue</h2>{_dialogue(t)}<h2>Findings</h2>{_findings(t)}"
-        f"<h2>Last differential</h2>{_differential(t)}<h2>Outcome</h2>{outcome_html}{_rubric(t)}"
+        f"<h2>Last differential</h2>{_differential(t)}{_trail(t)}{_panel(t)}{_cost(t)}{_safety(t)}"
+        f"<h2>Outcome</h2>{outcome_html}{_rubric(t)}"
         f"<h2>Totals</h2>{_totals(t)}"
     )
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{_e(title)}</title>\n'
