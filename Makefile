@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 DEMO_CASE ?= demo:chest-pain
 DEMO_TURNS ?= 8
 
-.PHONY: demo test install install-test clean bench bench-fhir bench-throughput bench-distributed serve-fhir
+.PHONY: demo test install install-test clean bench bench-fhir bench-throughput bench-distributed bench-panel serve-fhir
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-throughput: $(STAMP)
 
 bench-distributed: $(TEST_STAMP)
 	$(PY) benchmarks/distributed.py
+
+# Per-turn latency of the diagnostic panel against the single doctor, every role on a 100 ms test model server.
+bench-panel: $(STAMP)
+	$(PY) benchmarks/panel_latency.py
 
 # A local FHIR server with the demo patients, until Ctrl-C.
 serve-fhir: $(STAMP)

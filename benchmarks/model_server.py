@@ -1,9 +1,10 @@
 """A stand-in OpenAI-compatible chat server for benchmarks: every answer comes after a fixed delay.
 
-It is the yardstick of `throughput.py`, not a model: it recognises which role sent a request from the system
-message, answers from a fixed script (a doctor that asks, orders tests and diagnoses in six turns, a patient's
-sentence, NORMAL READINGS, "Yes", a rubric of ones), and waits with `asyncio.sleep`, so hundreds of requests can
-be in flight at once and each still takes the delay. Plain asyncio streams and the standard library only: nothing
+It is the yardstick of `throughput.py` and `panel_latency.py`, not a model: it recognises which role sent a request
+from the system message, answers from a fixed script (a doctor that asks, orders tests and diagnoses in six turns, a
+patient's sentence, NORMAL READINGS, "Yes", a rubric of ones; the diagnostic panel's five roles, recognised by the
+first line ``Role: <role>`` of their system message, follow the same six-turn script in each role's JSON), and waits
+with `asyncio.sleep`, so hundreds of requests can be in flight at once and each still takes the delay. Plain asyncio streams and the standard library only: nothing
 of the project is imported, so it starts fast in its own process (the benchmark must not share a GIL with it).
 
 Endpoints: ``POST /v1/chat/completions`` (``/chat/completions`` too), ``GET /stats``, ``POST /stats/reset``.
@@ -46,7 +47,15 @@ DOCTOR_SCRIPT: tuple[tuple[str, str], ...] = (
 PATIENT_ANSWER = "It began two days ago and has slowly got worse."
 MEASUREMENT_ANSWER = "RESULTS: NORMAL READINGS"
 RUBRIC_KEYS = ("core_disease", "etiology", "site", "specificity", "completeness")
-ROLES = ("doctor", "agentclinic_doctor", "rubric", "moderator", "measurement", "patient", "unknown")
+# The diagnostic panel's roles (agents.panel): each system message opens with "Role: <role>".
+PANEL_ROLES = ("hypothesis", "test_chooser", "challenger", "stewardship", "checklist")
+ROLES = ("doctor", "agentclinic_doctor", "rubric", "moderator", "measurement", "patient",
+         *(f"panel:{role}" for role in PANEL_ROLES), "unknown")
+ALTERNATIVE = "Acute bronchitis"
+# The panel's top probability before the script's last line (under its 0.7 commit threshold, so it goes on) and on it.
+PANEL_LEANING, PANEL_SURE = 0.6, 0.9
+_PANEL_ROLE = re.compile(r"\A\s*Role:\s*([a-z_]+)\s*$", re.MULTILINE)
+_FINDING_ID = re.compile(r"\[(F\d+)\]")
 _ASKED = re.compile(r"\basked\s+(\d+)\b", re.IGNORECASE)  # "you have asked 3 (questions)"
 # The last-turn instruction in its known wordings: ours, upstream's and the agentclinic protocol's.
 _FINAL = re.compile(r"\b(?:final|last)\s+(?:turn|question)\b", re.IGNORECASE)
@@ -67,6 +76,8 @@ def detect_role(messages: list[dict[str, Any]]) -> str:
     system = next((_text(m.get("content")) for m in messages if m.get("role") == "system"), None)
     if system is None:
         system = _text(messages[0].get("content")) if messages else ""
+    if (panel := _PANEL_ROLE.match(system)) and panel.group(1) in PANEL_ROLES:
+        return f"panel:{panel.group(1)}"
     text = system.lower()
     if '"action"' in text:  # our doctor's JSON protocol (checked first: its prompt mentions the patient too)
         return "doctor"
@@ -121,8 +132,52 @@ def doctor_step(messages: list[dict[str, Any]]) -> tuple[str, str]:
     return DOCTOR_SCRIPT[turn]
 
 
+def _finding_ids(messages: list[dict[str, Any]]) -> list[str]:
+    """The finding ids (``[F3]``) the panel's brief shows, in order."""
+    last_user = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+    return list(dict.fromkeys(_FINDING_ID.findall(last_user)))
+
+
+def panel_answer(role: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """One panel role's JSON on this request: the doctor's script line for the brief's turn, seen by each role.
+
+    Hypothesis leads with the final diagnosis (below the commit threshold until the script's last line) and names
+    the script's next step; the test chooser proposes the script's test of this turn (else its next one); the
+    challenger lets the leader hold; stewardship vetoes nothing; the checklist is ready only on the last line.
+    """
+    action, text = doctor_step(messages)
+    ids = _finding_ids(messages)
+    if role == "hypothesis":
+        sure = action == "diagnose"
+        return {
+            "differential": [
+                {"diagnosis": FINAL_DIAGNOSIS, "probability": PANEL_SURE if sure else PANEL_LEANING,
+                 "evidence": ids[-2:]},
+                {"diagnosis": ALTERNATIVE, "probability": round(1 - (PANEL_SURE if sure else PANEL_LEANING) - 0.05, 2),
+                 "evidence": []},
+            ],
+            "moved_by": ids[-1:],
+            "next_step": action,
+            "question": text if action == "ask" else "",
+        }
+    if role == "test_chooser":
+        tests = [t for a, t in DOCTOR_SCRIPT if a == "test"]
+        chosen = text if action == "test" else next(
+            (t for a, t in DOCTOR_SCRIPT[doctor_turn(messages):] if a == "test"), tests[-1])
+        return {"tests": [{"name": chosen, "reason": "Scripted: separates the leading diagnoses."}],
+                "record_question": "", "image_request": ""}
+    if role == "challenger":
+        return {"concern": "Scripted: no anchoring seen.", "alternative": ALTERNATIVE, "falsifying_test": "",
+                "leader_holds": True}
+    if role == "stewardship":
+        return {"vetoes": [], "substitutions": [], "note": "Scripted: no objection."}
+    return {"problems": [], "ready_to_diagnose": action == "diagnose"}  # checklist
+
+
 def scripted_answer(role: str, messages: list[dict[str, Any]]) -> str:
     """The reply text for one request from ``role``."""
+    if role.startswith("panel:"):
+        return json.dumps(panel_answer(role.removeprefix("panel:"), messages))
     if role == "doctor":
         action, text = doctor_step(messages)
         return json.dumps({

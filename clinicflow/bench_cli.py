@@ -102,6 +102,11 @@ def run(
     image_setting: Annotated[Optional[str], typer.Option(help="start (every image read at intake, into the doctor's opening context) or request (read when the doctor asks): AgentClinic-NEJM's two settings. [default: settings images.setting, else request]", show_default=False)] = None,
     triage: Annotated[Optional[str], typer.Option(help="A zero-shot classifier spec (hf:google/medsiglip-448) whose scores over the differential are added to each read; needs --imaging. [default: settings images.triage]", show_default=False)] = None,
     download: Annotated[Optional[bool], typer.Option("--download/--no-download", help="Fetch a case's image from its URL when --image-dir has no file for it. [default: settings images.download, else on]", show_default=False)] = None,
+    doctor: Annotated[list[str] | None, typer.Option(help="single (the one-node doctor) or panel (the diagnostic panel); repeat or comma-list to compare both, one arm each. [default: single]", show_default=False)] = None,
+    variant: Annotated[list[str] | None, typer.Option(help="Panel variants, one arm each (with --doctor panel): no-budget, budgeted, instant, questions, ensemble; repeat or comma-list. [default: no-budget]", show_default=False)] = None,
+    budget: Annotated[float | None, typer.Option(min=0.01, help="USD the budgeted panel variant may spend per case (visits and tests); required by --variant budgeted.", show_default=False)] = None,
+    ensemble: Annotated[int, typer.Option(min=2, help="Independent panels of the ensemble variant.")] = 3,
+    aggregate: Annotated[str, typer.Option(help="How the ensemble combines its panels: mean (average probabilities) or majority (vote on each panel's top diagnosis).")] = "mean",
 ) -> None:
     """Run every case attempt of a dataset; running the same command again resumes where it stopped."""
     from clinicflow import bench_wiring, wiring
@@ -119,6 +124,8 @@ def run(
     choices = bench_wiring.BenchChoices(
         datasets=dataset, protocol=protocol, data_dir=data_dir, limit=limit, cases=cases, repeats=repeats,
         biases=bias or ["none"], measurement_mode=measurement_mode, rubric=rubric, skip_bad=skip_bad,
+        # Benchmark runs never pause for a clinician: every arm runs with the approval policy "none".
+        doctors=doctor or ["single"], variants=variant or [], budget=budget, ensemble=ensemble, aggregate=aggregate,
     )
     try:
         plan, datasets = bench_wiring.build_plan(settings, choices, specs)
@@ -148,7 +155,12 @@ def run(
         f"[bold]Protocol:[/] {config.protocol}  [bold]measurement:[/] {config.measurement_mode}  "
         f"[bold]turns:[/] {config.max_turns}  [bold]rubric judge:[/] {'on' if config.rubric else 'off'}\n"
         f"[bold]Cases:[/] {len(plan.cases)} from {', '.join(escape(d.name) for d in datasets)}; "
-        f"{config.repeats} repeat(s) x {len(config.biases)} bias condition(s) = {len(plan.attempts())} attempts\n"
+        f"{config.repeats} repeat(s) x {len(config.biases)} bias condition(s) x {len(config.arms)} arm(s) = "
+        f"{len(plan.attempts())} attempts\n"
+        f"[bold]Arms:[/] {escape(', '.join(config.arms))}"
+        + (f"  [bold]budget:[/] ${config.budget:,.0f}" if config.budget is not None else "")
+        + (f"  [bold]ensemble:[/] {config.ensemble_members} panels, {config.ensemble_aggregate}"
+           if any(a.endswith(":ensemble") for a in config.arms) else "") + "\n"
         + "\n".join(f"[dim]{role}: {escape(spec)}[/]" for role, spec in config.models.items())
         + f"\n[dim]concurrency {options.concurrency}, {options.max_connections} calls per server; seed "
           f"{config.seed}, temperature {config.temperature}; cache {'on' if options.cache_path else 'off'}[/]"
@@ -199,6 +211,7 @@ def _print_summary(summary: Any) -> None:
     table.add_row(str(summary.planned), str(summary.skipped), str(summary.finished), str(summary.errors),
                   accuracy, f"{summary.wall_seconds:.1f} s", hits)
     console.print(table)
+    _print_arms(summary.results)
     statuses = Counter(r.image_status for r in summary.results if r.image_status)
     if statuses:
         # Attempts whose image could not be had are not image-aware results: give the accuracy without them too.
@@ -208,6 +221,24 @@ def _print_summary(summary: Any) -> None:
         without = f"{right}/{len(seen)} = {right / len(seen):.1%}" if seen else "-"
         console.print("[bold]Images:[/] " + ", ".join(f"{n} {escape(s)}" for s, n in sorted(statuses.items()))
                       + f"; accuracy without unavailable images {without}")
+
+
+def _print_arms(results: list[Any]) -> None:
+    """Accuracy and mean cost per arm, when the run compares several."""
+    arms = list(dict.fromkeys(r.arm for r in results))
+    if len(arms) < 2:
+        return
+    table = Table(title="Arms")
+    for column in ("arm", "attempts", "accuracy", "mean cost"):
+        table.add_column(column)
+    for arm in arms:
+        mine = [r for r in results if r.arm == arm and r.status == "ok"]
+        judged = [r for r in mine if r.correct is not None]
+        right = sum(bool(r.correct) for r in judged)
+        accuracy = f"{right}/{len(judged)} = {right / len(judged):.1%}" if judged else "-"
+        cost = f"${sum(r.cost for r in mine) / len(mine):,.0f}" if mine else "-"
+        table.add_row(escape(arm), str(len(mine)), accuracy, cost)
+    console.print(table)
 
 
 @bench_app.command("report")

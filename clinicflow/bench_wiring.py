@@ -12,6 +12,7 @@ from langchain_core.language_models import BaseChatModel
 
 from clinicflow import wiring
 from clinicflow.settings import IMAGE_ROLE, ROLES, TRIAGE_ROLE, Settings
+from simulations.arms import DEFAULT_MEMBERS, parse_arms
 from simulations.bench import BenchPlan, Dataset, RunConfig, make_plan, parse_case_list, resolve_dataset, select_cases
 from simulations.protocols import AGENTCLINIC_MAX_NEW_TOKENS
 
@@ -35,6 +36,13 @@ class BenchChoices:
     measurement_mode: str | None = None
     rubric: bool | None = None
     skip_bad: bool = False
+    # The arms (``--doctor`` and ``--variant``, each repeatable or comma lists), the budgeted arm's budget (USD), and
+    # the ensemble arm's panels and their aggregation.
+    doctors: Sequence[str] = ("single",)
+    variants: Sequence[str] = ()
+    budget: float | None = None
+    ensemble: int = DEFAULT_MEMBERS
+    aggregate: str = "mean"
 
 
 def load_datasets(settings: Settings, choices: BenchChoices) -> list[Dataset]:
@@ -44,6 +52,7 @@ def load_datasets(settings: Settings, choices: BenchChoices) -> list[Dataset]:
 
 def build_plan(settings: Settings, choices: BenchChoices, specs: dict[str, str]) -> tuple[BenchPlan, list[Dataset]]:
     """The plan of a run: the datasets' selected cases under the chosen protocol, models and rules."""
+    arms = parse_arms(choices.doctors, choices.variants)
     picked = parse_case_list(choices.cases)
     if picked and len(choices.datasets) > 1:
         raise ValueError("--cases picks cases of one dataset; give a single --dataset with it")
@@ -67,14 +76,18 @@ def build_plan(settings: Settings, choices: BenchChoices, specs: dict[str, str])
         datasets=[d.ref() for d in datasets],
         max_new_tokens={"reasoning": doctor_tokens},
         image_setting=settings.images.setting,
+        arms=arms,
+        budget=choices.budget,
+        ensemble_members=choices.ensemble,
+        ensemble_aggregate=choices.aggregate,
     )
     return plan, datasets
 
 
 def default_run_dir(settings: Settings, plan: BenchPlan) -> Path:
     """``<runs dir>/<datasets>-<protocol>-<config hash>``: the same command finds the same directory (and resumes),
-    while a changed configuration gets its own."""
-    digest = hashlib.sha256(plan.config.model_dump_json().encode()).hexdigest()[:8]
+    while a changed configuration gets its own (a run without arms hashes as it did before arms existed)."""
+    digest = hashlib.sha256(plan.config.identity_json().encode()).hexdigest()[:8]
     names = "+".join(d.name for d in plan.config.datasets)
     return settings.bench.runs_dir / f"{names}-{plan.config.protocol}-{digest}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -12,11 +13,13 @@ from rich.panel import Panel
 from rich.prompt import Prompt
 from rich.table import Table
 
+from clinicflow.approval_prompt import ask_approval
 from clinicflow.bench_cli import bench_app
 from clinicflow.errors import user_facing
 from clinicflow.fhir_cli import fhir_app
 from clinicflow.image_cli import image_app
 from clinicflow.logs import configure_logging
+from clinicflow.panel_view import PanelPrinter, summary_lines
 from clinicflow.settings import IMAGE_ROLE, TRIAGE_ROLE, Settings
 from clinicflow.terminal import console, err, fail, run_async
 
@@ -55,6 +58,29 @@ ImageDirOpt = Annotated[Optional[Path], typer.Option(
 TriageOpt = Annotated[Optional[str], typer.Option(
     help="A zero-shot image classifier spec (hf:google/medsiglip-448) whose scores over the differential are added "
          "to each image read. [default: settings images.triage, else none]", show_default=False)]
+DoctorOpt = Annotated[str | None, typer.Option(
+    help="single (the one-node doctor) or panel (hypothesis, then test chooser, challenger, stewardship and checklist "
+         "side by side, then one consensus action). [default: settings panel.doctor, else single]", show_default=False)]
+VariantOpt = Annotated[str | None, typer.Option(
+    help="The panel's variant: no-budget, budgeted (needs --budget), instant, questions or ensemble; implies --doctor "
+         "panel. [default: settings panel.variant, else no-budget]", show_default=False)]
+BudgetOpt = Annotated[float | None, typer.Option(
+    min=0.01, help="The most the consultation may spend, USD: $300 per question round, fee-table prices for tests; a "
+         "test that would pass it is refused. Either doctor. [default: settings panel.budget, else none]",
+    show_default=False)]
+EnsembleOpt = Annotated[int | None, typer.Option(
+    min=2, max=16, help="Independent panels whose differentials are aggregated; implies --variant ensemble. "
+         "[default: settings panel.ensemble, else 3]", show_default=False)]
+AggregateOpt = Annotated[str | None, typer.Option(
+    help="How the ensemble combines: mean (average probabilities) or majority (vote on each panel's top diagnosis); "
+         "implies --variant ensemble. [default: settings panel.aggregate, else mean]", show_default=False)]
+ApproveOpt = Annotated[str | None, typer.Option(
+    help="When the consultation pauses for your approval: none, invasive (invasive tests), expensive (tests priced "
+         "at --expensive-over or more), diagnosis (the final one) or all. [default: settings panel.approve, else none]",
+    show_default=False)]
+ExpensiveOverOpt = Annotated[float | None, typer.Option(
+    min=0, help="USD from which a test counts as expensive. [default: settings panel.expensive_over, else 500]",
+    show_default=False)]
 
 # What an image status in a transcript means, for the summary.
 IMAGE_STATUS = {
@@ -68,7 +94,7 @@ IMAGE_STATUS = {
 
 def _print_entry(entry: dict[str, Any]) -> None:
     styles = {"doctor": "bold cyan", "patient": "bold green", "measurement": "bold magenta", "clinician": "bold yellow",
-              "record": "bold blue", "imaging": "bold red"}
+              "record": "bold blue", "imaging": "bold red", "safety": "bold red"}
     role = entry["role"]
     label = role.capitalize()
     if role == "doctor":
@@ -81,7 +107,11 @@ def _print_entry(entry: dict[str, Any]) -> None:
     console.print(f"  {escape(entry['text'])}")
 
 
-async def _ask_person(request: dict[str, Any]) -> str:
+async def _ask_person(request: Mapping[str, Any]) -> Any:
+    """The person's part when the graph pauses: a clinician's verdict on an approval request, else the patient's
+    answer or a test result (interactive consultations)."""
+    if request.get("kind") == "approval":
+        return await ask_approval(request)
     console.print(f"[bold yellow]The doctor {'asks' if request['action'] == 'ask' else 'orders'}:[/] "
                   f"{escape(request['text'])}")
     return await asyncio.to_thread(Prompt.ask, f"[yellow]{request['prompt']}[/]", console=console)
@@ -101,6 +131,7 @@ def _summary(transcript: dict[str, Any], out: Path) -> None:
         f"[bold]Correct diagnosis:[/] {escape(str(transcript['case']['correct_diagnosis'] or 'unknown'))}\n"
         f"[bold]Verdict:[/] {verdict_text}\n"
         + _image_summary(transcript)
+        + "".join(line + "\n" for line in summary_lines(transcript))
         + f"[dim]{totals['turns']} turns, {totals['questions']} questions, {totals['tests']} tests; "
         f"{totals['input_tokens']}+{totals['output_tokens']} tokens; {transcript['wall_seconds']:.1f}s wall; "
         f"environment {transcript['environment']}[/]\n"
@@ -169,6 +200,13 @@ def consult(
     image_setting: ImageSettingOpt = None,
     image_dir: ImageDirOpt = None,
     triage: TriageOpt = None,
+    doctor: DoctorOpt = None,
+    variant: VariantOpt = None,
+    budget: BudgetOpt = None,
+    ensemble: EnsembleOpt = None,
+    aggregate: AggregateOpt = None,
+    approve: ApproveOpt = None,
+    expensive_over: ExpensiveOverOpt = None,
 ) -> None:
     """Run one consultation: a model doctor interviews a simulated (or real) patient and commits to a diagnosis."""
     from contextlib import AsyncExitStack
@@ -192,6 +230,14 @@ def consult(
     image_overrides = {k: v for k, v in {"setting": image_setting, "image_dir": image_dir}.items() if v is not None}
     if image_overrides:
         overrides["images"] = image_overrides
+    try:
+        panel_overrides = wiring.panel_overrides(
+            doctor=doctor, variant=variant, budget=budget, ensemble=ensemble, aggregate=aggregate, approve=approve,
+            expensive_over=expensive_over)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if panel_overrides:
+        overrides["panel"] = panel_overrides
     try:
         settings = Settings(**overrides)
     except Exception as exc:  # pydantic's ValidationError names the field and the accepted values
@@ -229,11 +275,21 @@ def consult(
                     settings.images.setting = saved_images["setting"]
                 if saved_images.get("image_dir") and image_dir is None:
                     settings.images.image_dir = Path(saved_images["image_dir"])
+                # The doctor and its rules are part of the consultation: the checkpointed graph runs under them.
+                doctor_choice = wiring.saved_doctor_fields(saved.get("doctor"))
+                if panel_overrides and doctor_choice is not None:
+                    err.print("[yellow]note:[/] a resumed consultation keeps the doctor, budget and approval policy "
+                              "it started with; --doctor, --variant, --budget, --approve ... are ignored.")
             else:
                 case_ref = wiring.case_ref_for(case, dataset, index)
                 is_interactive = interactive
                 saved_record = {}
                 image_sources = given_images
+                doctor_choice = None
+            try:
+                doctor_choice = doctor_choice or wiring.doctor_fields(settings)
+            except ValueError as exc:  # e.g. the budgeted variant without --budget: the message names the field
+                fail(str(exc), 2)
             the_case = wiring.resolve_case(case_ref, skip_bad=skip_bad)
             specs = wiring.role_specs(settings, role_overrides)
             if is_interactive:
@@ -251,7 +307,7 @@ def consult(
                 classifier = wiring.build_triage(triage_spec) if triage_spec else None
             setup = wiring.consultation_setup(
                 settings, the_case, case_ref, specs, models, interactive=is_interactive, image_sources=image_sources,
-                store=wiring.image_store(settings), classifier=classifier,
+                store=wiring.image_store(settings), classifier=classifier, doctor=doctor_choice,
             )
             thread_id = thread_id or wiring.new_thread_id(the_case)
             record_patient = patient_id or saved_record.get("patient") or the_case.patient_id
@@ -274,6 +330,7 @@ def consult(
                 + f"\n[dim]thread {thread_id}; {settings.max_turns} turns; "
                   f"{'interactive' if is_interactive else 'measurement ' + settings.measurement_mode}[/]"
                 + f"\n[dim]{escape(record_line)}[/]"
+                + f"\n[dim]doctor: {escape(wiring.describe_doctor(doctor_choice))}[/]"
                 + _image_line(the_case.image_url, image_sources, reader_spec, settings),
                 title="clinicflow consult", expand=False,
             ))
@@ -282,11 +339,13 @@ def consult(
                 f" --checkpointer {shown_db}" if checkpointer is not None
                 else f" --checkpoint-db {shown_db}" if checkpoint_db is not None else "")
             try:
+                # A person may be asked for answers (interactive) or approvals (--approve): one callback for both.
                 transcript = await run_consultation(
                     setup, checkpointer=saver, thread_id=thread_id, resume=bool(resume),
-                    on_entry=_print_entry, ask_person=_ask_person if is_interactive else None,
+                    on_entry=_print_entry, on_update=PanelPrinter(console), ask_person=_ask_person,
                 )
             except (ConsultationPaused, EOFError, KeyboardInterrupt, asyncio.CancelledError):
+                console.print()  # end the prompt's line: nothing was typed on it
                 err.print(f"[yellow]Paused. Continue with:[/] {resume_hint}")
                 raise typer.Exit(3) from None
             except Exception as exc:

@@ -127,6 +127,47 @@ class ImageSettings(BaseModel):
         return value
 
 
+# The names below are the vocabulary of agents.panel.policy and graphs.approvals, restated as Literals so a bad value
+# in the environment or the config file is refused when settings load, naming the field and the accepted values.
+DoctorMode = Literal["single", "panel"]
+PanelVariant = Literal["no-budget", "budgeted", "instant", "questions", "ensemble"]
+ApprovalPolicyName = Literal["none", "invasive", "expensive", "diagnosis", "all"]
+
+
+class PanelSettings(BaseModel):
+    """Who diagnoses and under which rules (``CLINICFLOW_PANEL__*``; ``[panel]`` in the config file)."""
+
+    doctor: DoctorMode = Field(
+        "single", description="single: the one-node doctor; panel: hypothesis, then test chooser, challenger, "
+        "stewardship and checklist side by side, then one consensus action."
+    )
+    variant: PanelVariant = Field(
+        "no-budget", description="How the panel works: no-budget, budgeted (needs budget), instant (diagnoses at "
+        "once), questions (asks, never orders tests), ensemble (several independent panels aggregated)."
+    )
+    budget: float | None = Field(
+        None, gt=0, description="USD a consultation may spend (a visit per question round, fee-table prices for "
+        "tests); a test that would pass it is refused. Applies to either doctor; required by the budgeted variant."
+    )
+    ensemble: int = Field(3, ge=2, le=16, description="Independent panels in the ensemble variant.")
+    aggregate: Literal["mean", "majority"] = Field(
+        "mean", description="How the ensemble's differentials combine: mean probability, or majority of top-1."
+    )
+    approve: ApprovalPolicyName = Field(
+        "none", description="When a clinician must approve at the terminal: none, invasive (tests), expensive "
+        "(tests priced at expensive_over or more), diagnosis (the final one), all."
+    )
+    expensive_over: float = Field(500.0, ge=0, description="USD from which a test counts as expensive.")
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _none_means_unset(cls, value: object) -> object:
+        # An environment variable cannot be null: "none" or an empty value means no budget.
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value
+
+
 def _default_config_file() -> Path:
     return Path(platformdirs.user_config_dir("clinicflow")) / "config.toml"
 
@@ -161,6 +202,7 @@ class Settings(BaseSettings):
     fhir: FhirSettings = Field(default_factory=FhirSettings)
     bench: BenchSettings = Field(default_factory=BenchSettings)
     images: ImageSettings = Field(default_factory=ImageSettings)
+    panel: PanelSettings = Field(default_factory=PanelSettings)
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("clinicflow")))
     cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir("clinicflow")))
 

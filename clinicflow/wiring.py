@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 
 from agents.backends import ZeroShotImageClassifier, build_chat_model, build_image_classifier, build_image_model
+from agents.panel.policy import PanelPolicy
 from clinicflow.settings import IMAGE_ROLE, ROLES, TRIAGE_ROLE, Settings
+from simulations.arms import PANEL, SINGLE, arm_label, arm_policy
 from simulations.cases import Case, get_demo_case, load_case
 from simulations.session import ConsultationSetup
 from tools.images import ImageStore
@@ -119,6 +122,87 @@ def with_imaging(
     return specs, {**models, IMAGE_ROLE: build_imaging_model(settings, spec)}
 
 
+def panel_overrides(
+    *,
+    doctor: str | None = None,
+    variant: str | None = None,
+    budget: float | None = None,
+    ensemble: int | None = None,
+    aggregate: str | None = None,
+    approve: str | None = None,
+    expensive_over: float | None = None,
+) -> dict[str, Any]:
+    """The ``[panel]`` settings the command line's options override (None: not given, the setting stands).
+
+    The panel-only options imply the panel: ``--variant`` alone means ``--doctor panel``, and ``--ensemble N`` or
+    ``--aggregate`` alone mean the ensemble variant. Contradictions are a ValueError naming the options.
+    """
+    panel_only = [name for name, value in (("--variant", variant), ("--ensemble", ensemble),
+                                           ("--aggregate", aggregate)) if value is not None]
+    if panel_only and doctor == SINGLE:
+        verb, it = ("chooses", "it goes") if len(panel_only) == 1 else ("choose", "they go")
+        raise ValueError(f"{' and '.join(panel_only)} {verb} how the panel works: {it} with --doctor panel, "
+                         "not --doctor single")
+    ensemble_only = [name for name, value in (("--ensemble", ensemble), ("--aggregate", aggregate))
+                     if value is not None]
+    if ensemble_only and variant not in (None, "ensemble"):
+        verb = "sets" if len(ensemble_only) == 1 else "set"
+        raise ValueError(f"{' and '.join(ensemble_only)} {verb} up the ensemble variant, not --variant {variant}")
+    if ensemble_only and variant is None:
+        variant = "ensemble"
+    if panel_only and doctor is None:
+        doctor = PANEL
+    chosen = {"doctor": doctor, "variant": variant, "budget": budget, "ensemble": ensemble, "aggregate": aggregate,
+              "approve": approve, "expensive_over": expensive_over}
+    return {key: value for key, value in chosen.items() if value is not None}
+
+
+def doctor_fields(settings: Settings) -> dict[str, Any]:
+    """``ConsultationSetup``'s doctor fields from the ``[panel]`` settings: who decides, the panel's policy (panel
+    only), the budget (either doctor), the approval policy. A budgeted panel without a budget is a ValueError."""
+    chosen = settings.panel
+    policy = None
+    if chosen.doctor == PANEL and chosen.variant == "budgeted" and chosen.budget is None:
+        raise ValueError("the budgeted variant needs a budget: --budget USD (or settings panel.budget)")
+    if chosen.doctor == PANEL:
+        policy = arm_policy(arm_label(PANEL, chosen.variant), budget=chosen.budget, members=chosen.ensemble,
+                            aggregate=chosen.aggregate)
+    return {"doctor_mode": chosen.doctor, "panel_policy": policy, "budget": chosen.budget,
+            "approve": chosen.approve, "expensive_over": chosen.expensive_over}
+
+
+def saved_doctor_fields(block: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The doctor fields a consultation started with, from its origin's "doctor" block (``DoctorRules.block()``);
+    None for a consultation saved before there was a choice (it ran the single doctor, with the defaults)."""
+    if not block:
+        return None
+    policy = block.get("policy")
+    fields: dict[str, Any] = {
+        "doctor_mode": str(block.get("mode") or SINGLE),
+        "panel_policy": PanelPolicy.from_dict(policy) if policy else None,
+        "budget": block.get("budget"),
+        "approve": str(block.get("approve") or "none"),
+    }
+    if block.get("expensive_over") is not None:
+        fields["expensive_over"] = float(block["expensive_over"])
+    return fields
+
+
+def describe_doctor(fields: Mapping[str, Any]) -> str:
+    """``panel (ensemble of 3, mean); budget $1,500; approval: diagnosis``: the header's doctor line."""
+    policy: PanelPolicy | None = fields.get("panel_policy")
+    text = str(fields.get("doctor_mode") or SINGLE)
+    if text == PANEL and policy is not None:
+        text += f" ({policy.variant}" + (f" of {policy.members}, {policy.aggregate}" if policy.members > 1 else "") + ")"
+    if fields.get("budget") is not None:
+        text += f"; budget ${float(fields['budget']):,.0f}"
+    approve = fields.get("approve") or "none"
+    text += f"; approval: {approve}"
+    if approve in ("expensive", "all") and fields.get("expensive_over") is not None:
+        text += f" (expensive from ${float(fields['expensive_over']):,.0f})"
+    return text
+
+
 def case_ref_for(case: str | None, dataset: Path | None, index: int) -> str:
     """A reference that finds the same case again on resume: ``demo:NAME`` or ``FILE#INDEX``."""
     if case and dataset:
@@ -157,9 +241,11 @@ def consultation_setup(
     image_sources: list[str] | None = None,
     store: ImageStore | None = None,
     classifier: ZeroShotImageClassifier | None = None,
+    doctor: Mapping[str, Any] | None = None,
 ) -> ConsultationSetup:
     """The consultation's set-up; images come from the case (its URL or ``images.image_dir``) and ``image_sources``,
-    through ``store`` (None: the case is run without its images, which the transcript then says)."""
+    through ``store`` (None: the case is run without its images, which the transcript then says); ``doctor``: the
+    doctor fields (``doctor_fields``; None: from the settings)."""
     setting: Literal["start", "request"] = settings.images.setting
     return ConsultationSetup(
         case=case,
@@ -176,4 +262,5 @@ def consultation_setup(
         image_setting=setting,
         image_classifier=classifier,
         download_images=settings.images.download,
+        **(doctor if doctor is not None else doctor_fields(settings)),
     )

@@ -23,10 +23,10 @@ def approval_policy(state: Mapping[str, Any]) -> str:
 
 
 def ended_by_for(state: Mapping[str, Any], forced: bool) -> str:
-    """Why the consultation ended: the doctor chose to, or it was forced by the turn budget or the money."""
-    if not forced:
-        return "doctor"
-    return "budget" if state.get("budget_exhausted") else "turn_budget"
+    """Why the consultation ended: the doctor chose to, the turn budget forced it, or the money ran out."""
+    if state.get("budget_exhausted"):
+        return "budget"  # the last turn came early because the money ran out, whatever the doctor chose on it
+    return "turn_budget" if forced else "doctor"
 
 
 def commit_decision(state: Mapping[str, Any], action: str, text: str, *, forced: bool = False) -> dict[str, Any]:

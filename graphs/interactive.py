@@ -17,8 +17,9 @@ from graphs.state import DialogueEntry
 
 
 class InteractiveRequest(TypedDict):
-    """What an interrupt carries to the person answering."""
+    """What an interrupt carries to the person answering (``kind`` tells it from a clinician's approval request)."""
 
+    kind: Literal["answer"]
     action: Literal["ask", "test"]
     text: str
     prompt: str
@@ -42,7 +43,7 @@ class InteractiveEnvironment:
         dialogue: Sequence[DialogueEntry],
     ) -> Observation:
         prompt = "Patient's answer" if action == "ask" else f"Result of {text}"
-        answer = interrupt(InteractiveRequest(action=action, text=text, prompt=prompt))
+        answer = interrupt(InteractiveRequest(kind="answer", action=action, text=text, prompt=prompt))
         answer_text = str(answer).strip() or "(no answer)"
         if action == "ask":
             return Observation(text=answer_text, speaker="patient", source="interactive:patient")

@@ -20,6 +20,7 @@ once per member and the members' differentials are aggregated.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -30,6 +31,7 @@ from langgraph.runtime import Runtime
 from agents.panel import (
     PARALLEL_ROLES,
     BriefFinding,
+    CantMiss,
     Panel,
     PanelBrief,
     PanelPolicy,
@@ -75,15 +77,22 @@ def _previous_action(state: Mapping[str, Any]) -> str | None:
     return actions[-1] if actions else None
 
 
+@functools.lru_cache(maxsize=256)
+def _cant_miss(objective: str) -> tuple[CantMiss, ...]:
+    # The same objective every turn of a consultation: match its complaints once, not once per role and member.
+    return tuple(cant_miss_for(objective))
+
+
 def open_cant_miss_names(state: Mapping[str, Any], differential: Differential) -> list[str]:
     """The can't-miss diagnoses for the presenting complaint that are neither in ``differential`` nor excluded."""
-    candidates = cant_miss_for(state["objective"])
     texts = [f["text"] for f in state.get("findings") or []]
-    return [item.diagnosis for item in open_cant_miss(candidates, [name for name, _ in differential], texts)]
+    return [item.diagnosis
+            for item in open_cant_miss(_cant_miss(state["objective"]), [name for name, _ in differential], texts)]
 
 
-def build_brief(state: Mapping[str, Any], parts: Any, turn: int, differential: Differential) -> PanelBrief:
-    """The case as every role sees it at ``turn``."""
+def build_brief(state: Mapping[str, Any], parts: Any, turn: int, differential: Differential,
+                open_names: Sequence[str] | None = None) -> PanelBrief:
+    """The case as every role sees it at ``turn``; ``open_names`` are the open can't-miss names when known."""
     policy = panel_policy(state)
     findings = state.get("findings") or []
     ledger = ledger_of(state.get("costs"))
@@ -100,7 +109,7 @@ def build_brief(state: Mapping[str, Any], parts: Any, turn: int, differential: D
         questions_asked=_doctor_texts(state, ("ask", "record")),
         tests_done=_doctor_texts(state, ("test",)),
         differential=tuple(differential),
-        open_cant_miss=tuple(open_cant_miss_names(state, differential)),
+        open_cant_miss=tuple(open_names if open_names is not None else open_cant_miss_names(state, differential)),
         blocked=tuple(f"{b['test']}: {'; '.join(r['reason'] for r in b['reasons'])}"
                       for b in state.get("blocked") or []),
         spent=ledger.total,
@@ -145,7 +154,7 @@ def make_hypothesis_node(parts_of: PartsOf) -> Callable[..., Any]:
         members: list[Differential] = []
         kept: list[str] = []
         texts = [f["text"] for f in state.get("findings") or []]
-        candidates = cant_miss_for(state["objective"])
+        candidates = _cant_miss(state["objective"])
         for result in results:
             differential = _member_differential(result, prior)
             still_open = open_cant_miss(candidates, [name for name, _ in differential], texts)
@@ -154,7 +163,9 @@ def make_hypothesis_node(parts_of: PartsOf) -> Callable[..., Any]:
             members.append(floored)
         return {
             "panel": [_note(r, turn) for r in results],
+            # Computed once here, read by the four parallel roles and the consensus.
             "panel_turn": {"turn": turn, "members": [[list(i) for i in m] for m in members],
+                           "open": [open_cant_miss_names(state, m) for m in members],
                            "kept": list(dict.fromkeys(kept)), "final": is_final_turn(state, turn)},
         }
 
@@ -165,9 +176,10 @@ def _member_briefs(state: Mapping[str, Any], parts: Any) -> list[PanelBrief]:
     current = state.get("panel_turn") or {}
     turn = current.get("turn", state["turn"] + 1)
     members = [[(str(n), float(p)) for n, p in m] for m in current.get("members") or [[]]]
-    base = build_brief(state, parts, turn, members[0])
-    return [replace(base, member=i, differential=tuple(m), open_cant_miss=tuple(open_cant_miss_names(state, m)))
-            for i, m in enumerate(members)]
+    opens = current.get("open") or [open_cant_miss_names(state, m) for m in members]
+    base = build_brief(state, parts, turn, members[0], opens[0])
+    return [replace(base, member=i, differential=tuple(m), open_cant_miss=tuple(o))
+            for i, (m, o) in enumerate(zip(members, opens, strict=True))]
 
 
 def make_role_node(role: str, parts_of: PartsOf) -> Callable[..., Any]:

@@ -4,6 +4,12 @@ The command line and the benchmark runner both call ``run_consultation``. It str
 callback as it happens, pauses for a person when the environment is interactive, and returns the transcript.
 A consultation interrupted at any point resumes from its last checkpoint with ``resume=True`` and the same thread.
 
+Doctor: ``doctor_mode`` "single" (the one-node doctor) or "panel" (the diagnostic panel on the reasoning model, run
+by ``panel_policy``), an optional ``budget`` (USD) and the clinician approval policy (``approve``; benchmark runs use
+"none"). A consultation that pauses (a person's answer in the interactive environment, or a clinician's approval)
+asks ``ask_person`` with the interrupt's value and resumes with what it returns; without one it raises
+``ConsultationPaused``.
+
 Images: the case's image (a file in ``image_dir`` or its URL, through the image store) and any ``image_sources``
 are stored before the graph starts; the graph gets an image lookup over them (read by the ``imaging`` model when
 there is one) and the image setting ("start": read at intake; "request": read when the doctor asks). Graph state and
@@ -26,12 +32,16 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
 from agents.imaging import ImageClassifier, ImageReader, ImageTriage, modality_for
+from agents.panel import CostLedger
+from agents.panel.policy import PanelPolicy
+from graphs.approvals import DEFAULT_EXPENSIVE_OVER
 from graphs.consultation import ConsultationParts, build_consultation_graph, recursion_limit_for
 from graphs.environment import Environment
 from graphs.image_reading import StoreImageLookup
-from graphs.interactive import InteractiveEnvironment, InteractiveRequest
+from graphs.interactive import InteractiveEnvironment
 from graphs.record_lookup import RecordLookup
 from graphs.state import DialogueEntry
+from simulations.arms import DoctorRules
 from simulations.case_images import IMAGE_SETTINGS, CaseImages, ImageSetting, image_status, prepare_case_images
 from simulations.cases import Case
 from simulations.leaks import leaks_diagnosis
@@ -41,16 +51,33 @@ from simulations.transcript import TRANSCRIPT_VERSION, totals_of
 from tools.images import ImageError, ImageStore
 
 EntryCallback = Callable[[DialogueEntry], None]
-PersonCallback = Callable[[InteractiveRequest], Awaitable[str]]
+# Receives each node's state update as it happens (the panel's notes, the consensus, costs, blocked orders,
+# approvals ...), and on resume once the saved state with replayed=True.
+UpdateCallback = Callable[..., None]
+# Receives the interrupt's value (graphs.interactive.InteractiveRequest, kind "answer", or
+# graphs.approvals.ApprovalRequest, kind "approval") and returns the resume value (an answer, or a verdict).
+PersonCallback = Callable[[Mapping[str, Any]], Awaitable[Any]]
 
 
 class ConsultationPaused(Exception):
-    """The interactive consultation waits for a person's answer and no one was there to give it."""
+    """The consultation waits for a person (an answer, or a clinician's approval) and no one was there to give it;
+    ``request`` is the interrupt's value."""
 
-    def __init__(self, thread_id: str, request: InteractiveRequest) -> None:
-        super().__init__(f"consultation {thread_id} is waiting for: {request['prompt']}")
+    def __init__(self, thread_id: str, request: Mapping[str, Any]) -> None:
+        super().__init__(f"consultation {thread_id} is waiting for {_waiting_for(request)}")
         self.thread_id = thread_id
         self.request = request
+
+
+def _waiting_for(request: Mapping[str, Any]) -> str:
+    """What a paused consultation waits for, in words."""
+    prompt = str(request.get("prompt") or "").strip()
+    if request.get("kind") == "approval":
+        what = f"{request.get('action', 'an action')} {request.get('text', '')!r}".strip()
+        reasons = ", ".join(str(r) for r in request.get("reasons") or [])
+        return f"a clinician's approval of {what}" + (f" ({reasons})" if reasons else "") + (
+            f": {prompt}" if prompt else "")
+    return f"an answer: {prompt}" if prompt else "an answer"
 
 
 @dataclass
@@ -86,10 +113,23 @@ class ConsultationSetup:
     image_setting: ImageSetting = "request"
     image_classifier: ImageClassifier | None = None
     download_images: bool = True
+    # Who decides (simulations.arms): the one-node doctor, or the panel on the reasoning model with its policy
+    # (None: the default no-budget panel); the most the consultation may spend (USD, None: no limit); when a
+    # clinician must approve ("none" in benchmark runs), and from what price a test counts as expensive.
+    doctor_mode: str = "single"
+    panel_policy: PanelPolicy | None = None
+    budget: float | None = None
+    approve: str = "none"
+    expensive_over: float = DEFAULT_EXPENSIVE_OVER
 
     def __post_init__(self) -> None:
         if self.image_setting not in IMAGE_SETTINGS:
             raise ValueError(f"unknown image setting {self.image_setting!r}; choose 'start' or 'request'")
+        self.panel_policy = self.rules().checked(doctor_bias=self.doctor_bias).policy
+
+    def rules(self) -> DoctorRules:
+        """Who decides and under which rules (the doctor fields above, together)."""
+        return DoctorRules(self.doctor_mode, self.panel_policy, self.budget, self.approve, self.expensive_over)
 
     def environment(self) -> Environment:
         if self.interactive:
@@ -118,6 +158,7 @@ class ConsultationSetup:
             "protocol": self.protocol,
             "doctor_bias": self.doctor_bias,
             "patient_bias": self.patient_bias,
+            "doctor": self.rules().block(),
             # Where the images come from, never their bytes: a resumed consultation prepares the same ones again.
             "images": {
                 "setting": self.image_setting,
@@ -155,12 +196,15 @@ async def run_consultation(
     ask_person: PersonCallback | None = None,
     graph: Any = None,
     durability: str = "sync",
+    on_update: UpdateCallback | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) one consultation to its verdict and return the transcript as a JSON-ready dict.
 
     ``graph`` is a consultation graph compiled once with ``checkpointer`` (a benchmark runs every case through one);
     without it, one is compiled for this consultation. ``durability="sync"`` checkpoints every step before the next
     starts (what resuming needs); a benchmark, which redoes an interrupted attempt whole, passes ``"exit"``.
+    ``on_update`` gets every node's state update as it happens (the command line prints the panel, costs, blocked
+    orders and approvals from them), and on resume the saved state once, with ``replayed=True``.
     """
     started = time.perf_counter()
     environment = setup.environment()
@@ -181,8 +225,15 @@ async def run_consultation(
         for entry in saved.get("dialogue", []):
             if on_entry:
                 on_entry(entry)
+        if on_update:
+            on_update(saved, replayed=True)
     images = await _consultation_images(setup, saved)
-    parts = ConsultationParts(setup.doctor(), environment, setup.record, images=images.lookup)
+    # A resumed consultation goes on with the doctor and the approval policy it started with.
+    rules = DoctorRules.from_state(saved, setup.rules())
+    config["recursion_limit"] = recursion_limit_for(setup.max_turns, doctor=rules.mode,
+                                                    approvals=rules.approve != "none")
+    panel = rules.panel(setup.models["reasoning"], setup.doctor_max_new_tokens)
+    parts = ConsultationParts(setup.doctor(), environment, setup.record, images=images.lookup, panel=panel)
     if not resume:
         graph_input = {
             "case_id": setup.case.id,
@@ -190,22 +241,35 @@ async def run_consultation(
             "max_turns": setup.max_turns,
             "origin": setup.origin(image_missing=images.prepared.missing),
             "image_setting": images.setting,
+            **rules.graph_input(),
         }
 
     # Streaming None continues from the last checkpoint: a crashed run picks up its next step, and a paused one
     # re-enters the waiting node, which asks again (the interactive environment does nothing before it asks).
     while True:
-        await _stream(graph, graph_input, config, parts, on_entry, durability)
+        await _stream(graph, graph_input, config, parts, on_entry, durability, on_update)
         snapshot = await graph.aget_state(config)
         if not snapshot.interrupts:
             break
-        request: InteractiveRequest = snapshot.interrupts[0].value
+        request: Mapping[str, Any] = snapshot.interrupts[0].value
         if ask_person is None:
             raise ConsultationPaused(thread_id, request)
         graph_input = Command(resume=await ask_person(request))
 
     state = snapshot.values
     return await _transcript(setup, state, thread_id, environment.mode, time.perf_counter() - started, images)
+
+
+def _deliberation(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The transcript's record of cost, safety, approvals and the panel's deliberation (empty lists when none)."""
+    return {
+        "cost": CostLedger.from_entries(state.get("costs") or []).to_dict(),
+        "panel": list(state.get("panel") or []),
+        "consensus": list(state.get("consensus") or []),
+        "blocked": list(state.get("blocked") or []),
+        "approvals": list(state.get("approvals") or []),
+        "patient_facts": state.get("patient_facts"),
+    }
 
 
 def _images_block(state: Mapping[str, Any], images: _Images) -> dict[str, Any]:
@@ -308,6 +372,7 @@ async def _stream(
     parts: ConsultationParts,
     on_entry: EntryCallback | None,
     durability: str = "sync",
+    on_update: UpdateCallback | None = None,
 ) -> None:
     # "sync" durability writes each checkpoint before the next step starts: a crash or Ctrl-C loses at most the
     # step in flight (the default writes in the background, and an aborted run can drop several steps).
@@ -319,6 +384,8 @@ async def _stream(
             for entry in update.get("dialogue", []):
                 if on_entry:
                     on_entry(entry)
+            if on_update:
+                on_update(update)
 
 
 async def _transcript(
@@ -356,6 +423,8 @@ async def _transcript(
         "differentials": state.get("differentials", []),
         "tests_ordered": state.get("tests_ordered", []),
         "images": _images_block(state, images),
+        "doctor": DoctorRules.from_state(state, setup.rules()).block(),
+        **_deliberation(state),
         "outcome": {
             "final_diagnosis": diagnosis,
             "ended_by": state.get("ended_by"),

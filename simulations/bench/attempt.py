@@ -6,6 +6,11 @@ run's cache, each endpoint's concurrency limit is respected, and a model failure
 consultation raised, or whose models failed on the way (the doctor degrades rather than raise, so its failures are
 read from the wrappers), is an error result: kept with its reason and retried on resume.
 
+Each attempt runs in its arm (simulations.arms): the single doctor, or the panel in one of its variants on the
+reasoning model; benchmark runs never pause for a clinician (approval policy "none"). The result line carries the
+arm, what the consultation cost, the tests refused for safety, the panel's failed role calls and the final
+differential with a correctness flag per item (for the calibration report).
+
 The imaging model is a role like the others (wrapped, cached, limited); the run's image store, image folder and
 optional triage classifier are shared by every attempt. An image that cannot be had is not an error: the attempt
 runs and its result says "unavailable".
@@ -29,6 +34,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from agents.imaging import ImageClassifier
 from graphs.consultation import build_consultation_graph
+from simulations.arms import arm_setup
 from simulations.bench.callcache import CallCache
 from simulations.bench.models import AttemptCalls, EndpointLimits, RunModel, attempt_scope
 from simulations.bench.plan import DEFAULT_DOCTOR_TOKENS, Attempt, BenchPlan
@@ -41,8 +47,10 @@ from simulations.bench.records import (
     derive_seed,
     parse_bias,
 )
+from simulations.judge import exact_match
 from simulations.leaks import leaking_findings
 from simulations.session import ConsultationSetup, run_consultation
+from simulations.textnorm import contains_phrase, fold
 from tools.images import ImageStore
 
 logger = logging.getLogger(__name__)
@@ -129,13 +137,16 @@ async def run_attempt(ctx: AttemptContext, attempt: Attempt) -> AttemptOutcome:
         image_setting=config.image_setting,
         image_classifier=ctx.image_classifier,
         download_images=ctx.download_images,
+        **arm_setup(attempt.arm, budget=config.budget, members=config.ensemble_members,
+                    aggregate=config.ensemble_aggregate),
     )
     started_at, started = _now(), time.perf_counter()
     base = {
         "run_id": ctx.run_id, "attempt": attempt.key, "case_id": case.id, "dataset": case.dataset,
         "bias": attempt.bias, "repeat": attempt.repeat, "seed": seed, "protocol": config.protocol,
         "measurement_mode": config.measurement_mode, "correct_diagnosis": case.correct_diagnosis,
-        "case_leak_prone": bool(leaking_findings(case)), "started_at": started_at,
+        "case_leak_prone": bool(leaking_findings(case)), "started_at": started_at, "arm": attempt.arm,
+        "budget": setup.budget,
     }
     thread_id = f"{ctx.run_id}/{attempt.key}"
     try:
@@ -200,4 +211,60 @@ def result_from_transcript(base: Mapping[str, Any], transcript: Mapping[str, Any
         cache_hits=calls.hits,
         cache_misses=calls.misses,
         finished_at=_now(),
+        **_cost_fields(transcript),
+        differential=final_differential(transcript, base.get("correct_diagnosis", ""),
+                                        judge.correct if judge else None),
     )
+
+
+def _cost_fields(transcript: Mapping[str, Any]) -> dict[str, Any]:
+    """What the consultation cost (its ledger), the tests it refused and the panel's unusable role calls."""
+    cost = transcript.get("cost") or {}
+    return {
+        "cost": float(cost.get("total", 0.0)),
+        "cost_visits": int(cost.get("visits", 0)),
+        "cost_tests": float(cost.get("tests_total", 0.0)),
+        "unmatched_tests": [str(name) for name in cost.get("unmatched") or []],
+        "blocked_orders": len(transcript.get("blocked") or []),
+        "panel_failed_roles": sum(not note.get("ok", True) for note in transcript.get("panel") or []),
+    }
+
+
+def final_differential(transcript: Mapping[str, Any], correct_diagnosis: str,
+                       verdict: bool | None) -> list[dict[str, Any]]:
+    """The consultation's last differential, each item with whether it names the correct diagnosis.
+
+    The item naming the final diagnosis takes the judge's verdict (the judge read it against the case); every other
+    item, and that one when the judge gave no verdict, a deterministic match: the judge's own exact-match rule
+    (simulations.judge.exact_match: the correct diagnosis as whole words, as the leak check finds it, in one
+    spelling, unambiguous abbreviations written out, no hedging), so "Acute inferior myocardial infarction" and
+    "subarachnoid haemorrhage" count for "Myocardial infarction" and "Subarachnoid hemorrhage", "Angina" does not.
+    """
+    snapshots = transcript.get("differentials") or []
+    items = list(snapshots[-1].get("items") or []) if snapshots else []
+    final = (transcript.get("outcome") or {}).get("final_diagnosis")
+    judged = _final_item(items, final) if verdict is not None else None
+    return [
+        {
+            "diagnosis": str(item.get("diagnosis", "")),
+            "probability": float(item.get("probability", 0.0)),
+            "correct": verdict if index == judged else exact_match(correct_diagnosis,
+                                                                   str(item.get("diagnosis", ""))),
+        }
+        for index, item in enumerate(items)
+    ]
+
+
+def _final_item(items: list[Mapping[str, Any]], final: str | None) -> int | None:
+    """The index of the item that names ``final``: the same name (folded) first, else the first that contains it or
+    is contained in it as whole words; None when none does."""
+    if not final or not fold(final):
+        return None
+    names = [str(item.get("diagnosis", "")) for item in items]
+    for index, name in enumerate(names):
+        if fold(name) == fold(final):
+            return index
+    for index, name in enumerate(names):
+        if contains_phrase(name, final) or contains_phrase(final, name):
+            return index
+    return None

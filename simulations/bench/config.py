@@ -12,11 +12,11 @@ import platform
 import sys
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulations.bench.records import NO_BIAS, Protocol
+from simulations.bench.records import NO_BIAS, SINGLE_ARM, Protocol
 
 CONFIG_SCHEMA_VERSION = 1
 RECORDED_PACKAGES = (
@@ -69,6 +69,24 @@ class RunConfig(BaseModel):
     # When a case's image is read: "start" (at intake, into the doctor's opening context) or "request" (when the
     # doctor asks), AgentClinic-NEJM's two settings.
     image_setting: Literal["start", "request"] = "request"
+    # The doctors compared (simulations.arms labels: "single", "panel", "panel:<variant>"); the budget (USD) of the
+    # budgeted panel arm; the panels of the ensemble arm and how their differentials are combined. Defaults are what
+    # every run before arms existed did, so such a run's config still compares equal and resumes.
+    arms: list[str] = Field(default_factory=lambda: [SINGLE_ARM])
+    budget: float | None = None
+    ensemble_members: int = Field(3, ge=1)
+    ensemble_aggregate: Literal["mean", "majority"] = "mean"
+
+    # What a run's identity (its default directory's hash) leaves out while at its default, so the same command
+    # finds the same directory it did before these fields existed.
+    ARM_DEFAULTS: ClassVar[dict[str, Any]] = {"arms": [SINGLE_ARM], "budget": None, "ensemble_members": 3,
+                                              "ensemble_aggregate": "mean"}
+
+    def identity_json(self) -> str:
+        """The config as JSON for hashing, leaving out the arm fields while they hold their defaults."""
+        dumped = self.model_dump(mode="json")
+        left_out = {name for name, default in self.ARM_DEFAULTS.items() if dumped[name] == default}
+        return self.model_dump_json(exclude=left_out)
 
     def differences(self, other: RunConfig) -> list[tuple[str, Any, Any]]:
         """The fields whose values differ, as (field, this value, other value)."""
