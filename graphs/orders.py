@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agents.doctor.agentclinic import requested_test
 from agents.panel import (
     VISIT_PRICE,
     Contraindication,
@@ -76,9 +77,11 @@ def facts_from(data: Mapping[str, Any] | None) -> PatientFacts | None:
 
 
 def price_order(text: str, fees: FeeTable | None = None) -> list[PricedTest]:
-    """Every test named in an order, priced (at least one entry, even for a name the table does not know)."""
+    """Every test named in an order, priced (at least one entry, even for a name the table does not know). An
+    AgentClinic-style order ("Let me check. REQUEST TEST: Serum_Uric_Acid") is priced by the test it names."""
     fees = fees or FeeTable.default()
-    return fees.lookup_order(text) or [fees.lookup(text)]
+    name = requested_test(text)
+    return fees.lookup_order(name) or [fees.lookup(name)]
 
 
 def ledger_of(costs: Sequence[Mapping[str, Any]] | None) -> CostLedger:

@@ -138,3 +138,27 @@ def test_question_rounds_follow_the_answered_actions() -> None:
     assert starts_question_round([ask])
     assert not starts_question_round([ask, {"role": "patient", "turn": 1, "text": "a"}, {**ask, "turn": 2}])
     assert starts_question_round([ask, test, {**ask, "turn": 3}])
+
+
+async def test_a_fhir_record_in_kidney_failure_blocks_the_contrast_ct_through_the_graph() -> None:
+    from agents.navigator import Navigator
+    from graphs.record_store import InMemoryRecordStore
+    from graphs.store_lookup import StoreRecordLookup
+    from tests.tools.records.factories import condition, lab, patient
+
+    subject = {"subject": {"reference": "Patient/p1"}}
+    resources = [
+        patient(),
+        {**condition("ckd", "46177005", "End stage renal disease", "active", "2019-04-01", meta={"versionId": "3"}),
+         **subject},
+        {**lab("egfr", "62238-1", "eGFR (CKD-EPI)", 12, "2024-03-01", unit="mL/min/{1.73_m2}",
+               meta={"versionId": "2"}), **subject},
+    ]
+    record = StoreRecordLookup(InMemoryRecordStore(resources), Navigator(doctor_model("{}")), "p1")
+    env = TableEnvironment({"CT abdomen with contrast": "normal"})
+    model = doctor_model(decision("test", "CT abdomen with contrast"), decision("diagnose", "Renal colic", p=0.7))
+    final = await run(model, env, 5, record=record)
+    assert env.calls == [] and final["costs"] == []
+    assert final["patient_facts"]["labs"]["eGFR"][2] == "Observation/egfr/_history/2"
+    sources = final["blocked"][0]["reasons"][0]["sources"]
+    assert {"Observation/egfr/_history/2", "Condition/ckd/_history/3"} <= set(sources)

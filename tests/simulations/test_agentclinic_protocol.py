@@ -183,7 +183,8 @@ async def test_a_whole_consultation_asks_tests_and_diagnoses_through_the_graph(g
     assert [(e["role"], e["text"]) for e in final["dialogue"]] == [
         ("doctor", Q1), ("patient", A1), ("doctor", T1), ("measurement", R1), ("doctor", "Gout")]
     assert final["dialogue"][-1]["reply"] == "Thank you. DIAGNOSIS READY: Gout"
-    assert final["tests_ordered"] == [{"turn": 2, "name": T1, "available": True}]
+    assert [{k: t[k] for k in ("turn", "name", "available", "canonical", "matched")} for t in final["tests_ordered"]] \
+        == [{"turn": 2, "name": T1, "available": True, "canonical": "uric acid", "matched": True}]
     # The third doctor call got one string holding both earlier replies and answers, and "asked 2".
     system, user = doctor_model.seen[2]
     assert "you have asked 2" in system.content
