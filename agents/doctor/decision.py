@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agents.json_schemas import strict_json_schema
+
 Action = Literal["ask", "test", "record", "image", "diagnose"]
 
 # Five is what a clinician would write down; longer lists from small models are mostly noise and cost tokens.
@@ -143,17 +145,6 @@ class DoctorDecision(BaseModel):
         return normalise_differential(value)
 
 
-def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return _inline_refs(defs[ref.removeprefix("#/$defs/")], defs)
-        return {k: _inline_refs(v, defs) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_inline_refs(v, defs) for v in node]
-    return node
-
-
 def decision_json_schema(*, with_record: bool = False, with_image: bool = False) -> dict[str, Any]:
     """The JSON Schema of a ``DoctorDecision`` (a fresh copy: callers may edit it).
 
@@ -169,20 +160,6 @@ def decision_json_schema(*, with_record: bool = False, with_image: bool = False)
 
 @functools.cache
 def _decision_json_schema() -> dict[str, Any]:
-    """The JSON Schema of a ``DoctorDecision`` for constrained decoding, self-contained (no ``$ref``).
-
-    Every property is required and no others are allowed: grammar-constrained engines then emit the keys in this
-    order (action and text first, so a reply cut off by the token limit still carries the decision) and cannot
-    wander into extra keys. ``$ref`` is inlined because not every engine resolves references.
-    """
-    schema = DoctorDecision.model_json_schema()
-    defs = schema.pop("$defs", {})
-    schema = _inline_refs(schema, defs)
-    schema["required"] = list(schema["properties"])
-    schema["additionalProperties"] = False
-    item = schema["properties"]["differential"]["items"]
-    item["required"] = list(item["properties"])
-    item["additionalProperties"] = False
-    schema["properties"]["differential"].pop("default", None)
-    schema["properties"]["rationale"].pop("default", None)
-    return schema
+    """The JSON Schema of a ``DoctorDecision`` for constrained decoding, self-contained and strict: the keys come in
+    this order (action and text first, so a reply cut off by the token limit still carries the decision)."""
+    return strict_json_schema(DoctorDecision)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agents.doctor.decision import MAX_DIFFERENTIAL, is_placeholder, normalise_probability
+from agents.json_schemas import strict_json_schema
 
 __all__ = [
     "ROLES",
@@ -288,38 +289,9 @@ ROLE_OUTPUTS: dict[RoleName, type[BaseModel]] = {
 }
 
 
-def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
-        return {k: _inline(v, defs) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_inline(v, defs) for v in node]
-    return node
-
-
-def _strict(node: Any) -> None:
-    """Every object: all properties required, no others, no defaults (an engine then writes every key, in order)."""
-    if isinstance(node, dict):
-        if node.get("type") == "object" and "properties" in node:
-            node["required"] = list(node["properties"])
-            node["additionalProperties"] = False
-            for prop in node["properties"].values():
-                prop.pop("default", None)
-        for value in node.values():
-            _strict(value)
-    elif isinstance(node, list):
-        for value in node:
-            _strict(value)
-
-
 @functools.cache
 def _role_json_schema(role: RoleName) -> dict[str, Any]:
-    schema = ROLE_OUTPUTS[role].model_json_schema()
-    schema = _inline(schema, schema.pop("$defs", {}))
-    _strict(schema)
-    return schema
+    return strict_json_schema(ROLE_OUTPUTS[role])
 
 
 def role_json_schema(role: RoleName) -> dict[str, Any]:
