@@ -2,7 +2,8 @@
 
 Names are matched case-insensitively and shown as first written. A member with an empty differential (its
 hypothesis failed) has no opinion and is left out, rather than counted as giving every diagnosis zero. The result is
-capped at five items like every differential in the project.
+not capped: the members' differentials carry the can't-miss diagnoses kept at a floor beside the model's own five,
+and a cap would cut exactly those.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from agents.doctor.decision import MAX_DIFFERENTIAL
 from agents.panel.policy import Aggregate
 
 __all__ = ["aggregate_differentials"]
@@ -53,4 +53,4 @@ def aggregate_differentials(
         votes = Counter(next(name.strip().casefold() for name, _ in d if name.strip()) for d in voting)
         winner = min(votes, key=lambda key: (-votes[key], -means[key][1], order.index(key)))
         ranked = [winner, *(key for key in ranked if key != winner)]
-    return [means[key] for key in ranked][:MAX_DIFFERENTIAL]
+    return [means[key] for key in ranked]

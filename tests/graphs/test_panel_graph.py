@@ -131,3 +131,13 @@ async def test_ensemble_runs_each_role_per_member_and_averages() -> None:
     # Mean over members, before the can't-miss floor rescales what is left.
     assert items["Pneumonia"] > items["Asthma"]
     assert final["final_diagnosis"] == "Pneumonia"
+
+
+async def test_kept_cant_miss_diagnoses_are_not_cut_by_a_full_differential() -> None:
+    five = (("Gastro-oesophageal reflux disease", 0.4), ("Costochondritis", 0.2), ("Biliary colic", 0.15),
+            ("Peptic ulcer disease", 0.1), ("Panic attack", 0.05))
+    final = await run_panel(RoleScriptedModel(replies={"hypothesis": hypothesis(*five)}), TableEnvironment(), 1)
+    names = [i["diagnosis"].lower() for i in final["differentials"][0]["items"]]
+    assert len(names) >= 9, names
+    for kept in ("acute coronary syndrome", "aortic dissection", "pulmonary embolism"):
+        assert kept in names

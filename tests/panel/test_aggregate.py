@@ -32,11 +32,12 @@ def test_a_majority_tie_goes_to_the_higher_mean() -> None:
     assert [name for name, _ in aggregate_differentials(members, "majority")] == ["B", "A"]
 
 
-def test_members_without_a_differential_have_no_vote_and_the_result_is_capped() -> None:
+def test_members_without_a_differential_have_no_vote_and_nothing_is_cut() -> None:
     assert aggregate_differentials([[], [("A", 0.8)]]) == [("A", 0.8)]
     assert aggregate_differentials([[], []], "majority") == []
     many = [[(f"D{i}", 0.1 * i) for i in range(1, 8)]]
-    assert [name for name, _ in aggregate_differentials(many)] == ["D7", "D6", "D5", "D4", "D3"]
+    # Seven items stay seven: the can't-miss items kept at a floor sit at the bottom and must not be cut off.
+    assert [name for name, _ in aggregate_differentials(many)] == ["D7", "D6", "D5", "D4", "D3", "D2", "D1"]
 
 
 def test_an_unknown_aggregate_is_refused() -> None:
