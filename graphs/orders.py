@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agents.doctor.agentclinic import requested_test
 from agents.panel import (
     VISIT_PRICE,
     Contraindication,
@@ -77,11 +76,8 @@ def facts_from(data: Mapping[str, Any] | None) -> PatientFacts | None:
 
 
 def price_order(text: str, fees: FeeTable | None = None) -> list[PricedTest]:
-    """Every test named in an order, priced (at least one entry, even for a name the table does not know). An
-    AgentClinic-style order ("Let me check. REQUEST TEST: Serum_Uric_Acid") is priced by the test it names."""
-    fees = fees or FeeTable.default()
-    name = requested_test(text)
-    return fees.lookup_order(name) or [fees.lookup(name)]
+    """Every test named in an order, priced by ``fees`` (the packaged table by default)."""
+    return (fees or FeeTable.default()).price_order(text)
 
 
 def ledger_of(costs: Sequence[Mapping[str, Any]] | None) -> CostLedger:
@@ -109,9 +105,14 @@ def review_order(
     )
 
 
+def answered_actions(dialogue: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The doctor's actions that something answered (questions, tests, lookups, image reads), in order."""
+    return [e["action"] for e in dialogue if e["role"] == "doctor" and e.get("action") in _ANSWERED]
+
+
 def starts_question_round(dialogue: Sequence[DialogueEntry]) -> bool:
     """Whether the doctor's latest question opens a new round: the action answered before it was not a question."""
-    actions = [e.get("action") for e in dialogue if e["role"] == "doctor" and e.get("action") in _ANSWERED]
+    actions = answered_actions(dialogue)
     return len(actions) < 2 or actions[-2] != "ask"
 
 

@@ -43,14 +43,12 @@ from agents.panel import (
     open_cant_miss,
 )
 from graphs.decisions import commit_decision
-from graphs.orders import facts_from, ledger_of
+from graphs.orders import answered_actions, facts_from, ledger_of
 from graphs.provenance import ids_of, known_ids, new_since
 from graphs.state import ConsultationState, DialogueEntry
 
 Differential = list[tuple[str, float]]
 PartsOf = Callable[[Runtime[Any]], Any]
-
-_ANSWERED = ("ask", "test", "record", "image")
 
 
 def panel_policy(state: Mapping[str, Any]) -> PanelPolicy:
@@ -72,8 +70,7 @@ def _doctor_texts(state: Mapping[str, Any], actions: Sequence[str]) -> tuple[str
 
 
 def _previous_action(state: Mapping[str, Any]) -> str | None:
-    actions = [e.get("action") for e in state.get("dialogue") or []
-               if e["role"] == "doctor" and e.get("action") in _ANSWERED]
+    actions = answered_actions(state.get("dialogue") or [])
     return actions[-1] if actions else None
 
 

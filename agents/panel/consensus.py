@@ -125,7 +125,7 @@ class _Orders:
         self.fees = fees
 
     def price(self, text: str) -> list[PricedTest]:
-        return self.fees.lookup_order(text) or [self.fees.lookup(text)]
+        return self.fees.price_order(text)
 
     def keys(self, text: str) -> frozenset[str]:
         """The identity of each test in an order: its table name, else its normalised words."""

@@ -18,6 +18,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Any, Literal
 
+from agents.doctor.agentclinic import requested_test
+
 MatchHow = Literal["exact", "alias", "normalised", "token", "default"]
 Contrast = Literal["iodinated", "gadolinium"]
 
@@ -395,6 +397,12 @@ class FeeTable:
             if best is None or rank < best[0]:
                 best = (rank, entry)
         return best[1] if best else None
+
+    def price_order(self, text: str) -> list[PricedTest]:
+        """Every test an order names, priced: at least one entry, even for a name the table does not know. An
+        AgentClinic-style order ("Let me check. REQUEST TEST: Serum_Uric_Acid") is priced by the test it names."""
+        name = requested_test(text)
+        return self.lookup_order(name) or [self.lookup(name)]
 
     def lookup_order(self, text: str) -> list[PricedTest]:
         """Split a request naming several tests ("CBC, CMP and lipid panel") and price each once."""
