@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from clinicflow.approval_prompt import format_price
+from simulations.trail import one_line
 
 # The state channels this view prints, in the order a turn produces them.
 CHANNELS = ("panel", "consensus", "blocked", "costs", "approvals")
@@ -152,7 +153,7 @@ def summary_lines(transcript: Mapping[str, Any]) -> list[str]:
         if doctor.get("budget") is not None:
             line += f" of a {format_price(doctor['budget'])} budget"
         if cost.get("unmatched"):
-            line += f"; [yellow]unmatched tests at the default price:[/] {escape(', '.join(cost['unmatched']))}"
+            line += f"; [yellow]unmatched tests at the default price:[/] {escape(', '.join(one_line(name, 60) for name in cost['unmatched']))}"
         lines.append(line)
     for blocked in transcript.get("blocked") or []:
         reasons = "; ".join(str(r.get("reason")) for r in blocked.get("reasons") or [])

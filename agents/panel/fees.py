@@ -400,9 +400,13 @@ class FeeTable:
 
     def price_order(self, text: str) -> list[PricedTest]:
         """Every test an order names, priced: at least one entry, even for a name the table does not know. An
-        AgentClinic-style order ("Let me check. REQUEST TEST: Serum_Uric_Acid") is priced by the test it names."""
+        AgentClinic-style order ("Let me check. REQUEST TEST: Serum_Uric_Acid") is priced by the test it names.
+
+        An order none of whose pieces the table knows is one unknown test, charged once: splitting prose at its
+        "and"s would charge the default price once per clause."""
         name = requested_test(text)
-        return self.lookup_order(name) or [self.lookup(name)]
+        priced = self.lookup_order(name)
+        return priced if any(test.matched for test in priced) else [self.lookup(name)]
 
     def lookup_order(self, text: str) -> list[PricedTest]:
         """Split a request naming several tests ("CBC, CMP and lipid panel") and price each once."""

@@ -137,3 +137,13 @@ def test_agentclinic_medqa_test_names_match() -> None:
     rate = 1 - sum(unmatched.values()) / sum(keys.values())
     print(f"MedQA Test_Results keys matched: {rate:.1%} of {sum(keys.values())} ({len(keys)} distinct)")
     assert rate >= 0.85, f"match rate {rate:.1%}; unmatched: {sorted(unmatched.items(), key=lambda kv: -kv[1])}"
+
+
+def test_an_order_the_table_cannot_read_is_one_unmatched_test() -> None:
+    table = FeeTable.default()
+    prose = "The pain is quite severe and it started an hour ago and it is getting worse"
+    priced = table.price_order(prose)
+    assert len(priced) == 1 and not priced[0].matched and priced[0].requested == prose
+    mixed = table.price_order("CBC and a frobnication assay")
+    assert [p.matched for p in mixed] == [True, False]
+    assert table.price_order("Let me check. REQUEST TEST: Serum_Uric_Acid")[0].canonical == "uric acid"
