@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,16 +22,7 @@ from clinicflow.approval_prompt import (
     read_verdict_from,
 )
 from graphs.approvals import approval_request, read_verdict
-from tests.clinicflow.test_cli import clinicflow
-from tests.conftest import REPO_ROOT
-
-BENCH_DIR = REPO_ROOT / "benchmarks"
-if str(BENCH_DIR) not in sys.path:  # the benchmarks are scripts that import each other by module name
-    sys.path.insert(0, str(BENCH_DIR))
-
-import model_server
-
-TEXT_ROLES = ("reasoning", "patient", "measurement", "judge")
+from tests.clinicflow.scripted_server import model_server, roles_on, run
 
 
 def plain(markup: str) -> str:
@@ -174,25 +163,6 @@ def test_the_consult_callback_sends_approvals_to_the_approval_prompt(monkeypatch
 
 
 # ---------------- `clinicflow consult --approve`, end to end ----------------
-
-
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    with model_server.serve_model_server(delay_ms=0) as url:
-        yield url
-
-
-def roles_on(url: str) -> list[str]:
-    args: list[str] = []
-    for role in TEXT_ROLES:
-        args += [f"--{role}", f"openai:scripted-{role}@{url}"]
-    return args
-
-
-def run(*args: str, tmp_path: Path, stdin: str = "") -> object:
-    # Its own data dir: no `fhir serve` of the developer's is found, so no record is read.
-    return clinicflow(*args, cache_dir=tmp_path / "cache", timeout=300, stdin=stdin,
-                      extra_env={"CLINICFLOW_DATA_DIR": str(tmp_path / "data"), "CLINICFLOW_MAX_RETRIES": "0"})
 
 
 @pytest.mark.slow

@@ -6,42 +6,10 @@ command line wires (images attached, settings, statuses, warnings), not what is 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.clinicflow.test_cli import clinicflow
+from tests.clinicflow.scripted_server import roles_on, run
 from tests.clinicflow.test_image_cli import sha256_of, write_png
-from tests.conftest import REPO_ROOT
-
-BENCH_DIR = REPO_ROOT / "benchmarks"
-if str(BENCH_DIR) not in sys.path:  # the benchmarks are scripts that import each other by module name
-    sys.path.insert(0, str(BENCH_DIR))
-
-import model_server
-
-TEXT_ROLES = ("reasoning", "patient", "measurement", "judge")
-
-
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    with model_server.serve_model_server(delay_ms=0) as url:
-        yield url
-
-
-def roles_on(url: str) -> list[str]:
-    args: list[str] = []
-    for role in TEXT_ROLES:
-        args += [f"--{role}", f"openai:scripted-{role}@{url}"]
-    return args
-
-
-def run(*args: str, tmp_path: Path, timeout: int = 300) -> object:
-    # Its own data dir: no `fhir serve` of the developer's is found, so no record is read.
-    return clinicflow(*args, cache_dir=tmp_path / "cache", timeout=timeout,
-                      extra_env={"CLINICFLOW_DATA_DIR": str(tmp_path / "data"), "CLINICFLOW_MAX_RETRIES": "0"})
 
 
 def test_consult_attaches_an_image_to_a_demo_case_and_reads_it_at_start(tmp_path: Path, server_url: str) -> None:

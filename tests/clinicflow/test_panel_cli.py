@@ -6,8 +6,6 @@ follow the same six-turn script as its doctor: ask, ask, CBC, ask, chest radiogr
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,14 +26,7 @@ from clinicflow.panel_view import (
 )
 from clinicflow.settings import Settings
 from simulations.arms import DoctorRules
-from tests.clinicflow.test_approval_prompt import roles_on, run
-from tests.conftest import REPO_ROOT
-
-BENCH_DIR = REPO_ROOT / "benchmarks"
-if str(BENCH_DIR) not in sys.path:  # the benchmarks are scripts that import each other by module name
-    sys.path.insert(0, str(BENCH_DIR))
-
-import model_server
+from tests.clinicflow.scripted_server import model_server, roles_on, run
 
 # The script's cost: two question rounds ($300 each), a CBC ($8) and a chest radiograph ($33), from the fee table.
 SCRIPT_COST = 300 + 8 + 300 + 33
@@ -219,12 +210,6 @@ def test_the_end_panel_lines() -> None:
 
 
 # ---------------- `clinicflow consult --doctor panel`, end to end ----------------
-
-
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    with model_server.serve_model_server(delay_ms=0) as url:
-        yield url
 
 
 @pytest.mark.slow
